@@ -1,0 +1,88 @@
+# WAC Extractor: set-up, tests, local openEO backend and the installable plugin zip.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BACKEND_VENV := .venv-backend
+PY := $(VENV)/bin/python
+BACKEND_PY := $(BACKEND_VENV)/bin/python
+SYSTEM_PY := /usr/bin/python3
+PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
+PORT ?= 8765
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-venv xvfb imagemagick
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PLUGIN := wac_extractor
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: help setup apt test lint backend demo zip deploy bench clean
+
+help:
+	@echo "make setup   install QGIS (apt), the dev venv and the local-backend venv"
+	@echo "make test    run the test suite (offscreen)"
+	@echo "make lint    ruff"
+	@echo "make backend run the local openEO backend on 127.0.0.1:\$${PORT:-8765} (user demo, password demo)"
+	@echo "make demo    offline demo against the local backend"
+	@echo "make zip     build $(PLUGIN).zip;  make deploy  install it into a QGIS profile"
+
+setup: apt $(VENV)/.installed $(BACKEND_VENV)/.installed
+
+# Debian's QGIS and GDAL, only what is missing (QGIS 3.22 on Debian 12).
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing $$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "apt: QGIS and friends already installed"; fi
+
+# The dev venv sees Debian's qgis and osgeo (system site packages); numpy stays 1.x.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-nodeps.txt constraints.txt
+	[ -x $(PY) ] || $(SYSTEM_PY) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	# Only the openEO process specifications (JSON) are needed here, to validate our graphs.
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
+	touch $@
+
+# The local backend's own venv: heavy (dask, rasterio), isolated from QGIS's libraries.
+$(BACKEND_VENV)/.installed: requirements-backend.txt requirements-backend-nodeps.txt constraints.txt
+	[ -x $(BACKEND_PY) ] || $(SYSTEM_PY) -m venv $(BACKEND_VENV)
+	$(BACKEND_PY) -m pip install $(PIP_FLAGS) -r requirements-backend.txt
+	$(BACKEND_PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
+	touch $@
+
+test:
+	$(PY) -m pytest
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+backend:
+	$(BACKEND_PY) -m tests.local_backend --host 127.0.0.1 --port $(PORT)
+
+demo:
+	$(PY) -m demo.run_demo
+
+zip: $(PLUGIN).zip
+
+$(PLUGIN).zip: $(shell find $(PLUGIN) resources -type f -not -path '*/__pycache__/*') metadata.txt
+	rm -rf build/$(PLUGIN) $@
+	mkdir -p build/$(PLUGIN)
+	cp -r $(PLUGIN)/. build/$(PLUGIN)/
+	cp -r resources metadata.txt LICENSE requirements.txt constraints.txt build/$(PLUGIN)/
+	find build/$(PLUGIN) -name __pycache__ -prune -exec rm -rf {} +
+	cd build && zip -q -r ../$@ $(PLUGIN)
+	@echo "built $@ (version $(VERSION))"
+
+deploy: zip
+	mkdir -p $(QGIS_PROFILE_DIR)/python/plugins
+	rm -rf $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN)
+	cd $(QGIS_PROFILE_DIR)/python/plugins && unzip -q -o $(CURDIR)/$(PLUGIN).zip
+	@echo "installed into $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN)"
+
+bench:
+	$(PY) -m bench.run
+
+clean:
+	rm -rf build $(PLUGIN).zip .pytest_cache tests/artifacts
