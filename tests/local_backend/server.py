@@ -1,0 +1,527 @@
+"""A local openEO backend: a real HTTP server on 127.0.0.1 speaking the openEO API (1.2).
+
+The unmodified ``openeo`` client and ``MultiBackendJobManager`` drive it end to end. Batch jobs
+move created -> queued -> running -> finished/error on their own (durations configurable), and
+really execute their process graph (see ``executor``) into NetCDF files.
+
+Test-only control endpoints under ``/_control`` configure durations and inject faults:
+HTTP errors (500, 502, 503, 429 with Retry-After) on chosen calls, jobs that fail with a log,
+slow or truncated downloads. Nothing here ships with the plugin.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import random
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Dict, List, Optional
+from urllib.parse import parse_qs, urlparse
+
+from . import synthetic
+
+_log = logging.getLogger("local_backend")
+
+API_VERSION = "1.2.0"
+USERS = {"demo": "demo"}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _band(name: str, common: str = "", wavelength: Optional[float] = None) -> dict:
+    band = {"name": name}
+    if common:
+        band["common_name"] = common
+    if wavelength:
+        band["center_wavelength"] = wavelength
+    return band
+
+
+S2_COMMON = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16", "B12": "swir22"}
+
+
+def collection_metadata(root: str, collection_id: str) -> dict:
+    if collection_id == "SENTINEL2_L2A":
+        bands = [_band(b, S2_COMMON.get(b, ""), synthetic.S2_WAVELENGTHS.get(b)) for b in synthetic.S2_BANDS]
+        temporal = [["2015-07-06T00:00:00Z", None]]
+        summaries = {"eo:bands": bands, "eo:cloud_cover": {"minimum": 0, "maximum": 100}, "platform": ["sentinel-2a"]}
+        title = "Sentinel-2 L2A (synthetic)"
+    elif collection_id == "SENTINEL1_GLOBAL_MOSAICS":
+        bands = [_band("VV"), _band("VH")]
+        temporal = [["2023-01-01T00:00:00Z", "2024-12-31T23:59:59Z"]]
+        summaries = {"eo:bands": bands, "sar:polarizations": ["VV", "VH"]}
+        title = "Sentinel-1 global monthly mosaics (synthetic)"
+    else:
+        raise KeyError(collection_id)
+    return {
+        "stac_version": "1.0.0",
+        "type": "Collection",
+        "id": collection_id,
+        "title": title,
+        "description": f"{title}: deterministic synthetic data of the WAC Extractor local backend.",
+        "license": "proprietary",
+        "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": temporal}},
+        "cube:dimensions": {
+            "x": {"type": "spatial", "axis": "x", "step": 10, "reference_system": {"$schema": "epsg", "id": 4326}},
+            "y": {"type": "spatial", "axis": "y", "step": 10, "reference_system": {"$schema": "epsg", "id": 4326}},
+            "t": {"type": "temporal", "extent": temporal[0]},
+            "bands": {"type": "bands", "values": [b["name"] for b in bands]},
+        },
+        "summaries": summaries,
+        "links": [{"rel": "self", "href": f"{root}/collections/{collection_id}"}],
+    }
+
+
+@dataclass
+class FaultRule:
+    """Answer matching requests with an HTTP error, ``times`` times (or with ``probability``)."""
+
+    status: int
+    path: str = ".*"
+    method: str = "*"
+    times: int = 1
+    probability: float = 0.0
+    retry_after: Optional[float] = None
+
+    def matches(self, method: str, path: str, rng: random.Random) -> bool:
+        if self.method not in ("*", method) or not re.search(self.path, path):
+            return False
+        if self.probability:
+            return rng.random() < self.probability
+        if self.times > 0:
+            self.times -= 1
+            return True
+        return False
+
+
+@dataclass
+class BackendConfig:
+    queue_seconds: List[float] = field(default_factory=lambda: [0.2, 0.2])
+    run_seconds: List[float] = field(default_factory=lambda: [0.5, 0.5])
+    resolution: float = 20.0
+    scl_dilation: bool = False
+    fail_title: Optional[str] = None  # jobs whose title matches this regex end in error
+    truncate_downloads: int = 0  # that many next downloads are cut in half
+    download_delay: float = 0.0  # seconds per 64 KiB chunk
+    max_workers: int = 2
+
+
+@dataclass
+class Job:
+    id: str
+    title: str
+    process_graph: dict
+    created: str
+    status: str = "created"
+    updated: str = ""
+    progress: int = 0
+    error: Optional[str] = None
+    logs: List[dict] = field(default_factory=list)
+    assets: List[str] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    owner: str = ""
+
+    def describe(self, root: str) -> dict:
+        metadata = {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated or self.created,
+            "progress": self.progress,
+            "process": {"process_graph": self.process_graph},
+        }
+        if self.status in ("finished", "error"):
+            seconds = max(0.0, self.finished_at - self.started_at)
+            metadata["usage"] = {
+                "cpu": {"value": round(seconds * 2, 2), "unit": "cpu-seconds"},
+                "memory": {"value": round(seconds * 1024), "unit": "mb-seconds"},
+                "duration": {"value": round(seconds, 2), "unit": "seconds"},
+            }
+            metadata["costs"] = round(1 + seconds / 10, 3)
+        return metadata
+
+
+class Backend:
+    """State of the local backend: jobs, tokens, configuration, faults and request counts."""
+
+    def __init__(self, work_dir: Path, config: Optional[BackendConfig] = None):
+        self.work_dir = work_dir
+        self.config = config or BackendConfig()
+        self.jobs: Dict[str, Job] = {}
+        self.tokens: Dict[str, str] = {}
+        self.faults: List[FaultRule] = []
+        self.request_counts: Dict[str, int] = {}
+        self.lock = threading.RLock()
+        self.rng = random.Random(42)
+        self.pool = ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="job")
+
+    # --- jobs --------------------------------------------------------------------------------
+    def duration(self, job_id: str, bounds: List[float]) -> float:
+        low, high = bounds
+        share = int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        return low + (high - low) * share
+
+    def start(self, job: Job) -> None:
+        with self.lock:
+            if job.status not in ("created", "canceled", "error"):
+                return
+            job.status, job.updated, job.error, job.logs = "queued", now_rfc3339(), None, []
+            job.started_at = time.time()
+        threading.Thread(target=self._lifecycle, args=(job,), daemon=True, name=f"life-{job.id}").start()
+
+    def _lifecycle(self, job: Job) -> None:
+        time.sleep(self.duration(job.id, self.config.queue_seconds))
+        with self.lock:
+            if job.status != "queued":
+                return
+            job.status, job.updated = "running", now_rfc3339()
+        run_started = time.time()
+        future = self.pool.submit(self._execute, job)
+        error = future.result()
+        time.sleep(max(0.0, self.duration(job.id + "run", self.config.run_seconds) - (time.time() - run_started)))
+        with self.lock:
+            if job.status != "running":
+                return
+            job.finished_at = time.time()
+            job.updated = now_rfc3339()
+            if error:
+                job.status, job.error = "error", error
+                job.logs.append(self.log_entry("error", error))
+            else:
+                job.status, job.progress = "finished", 100
+                job.logs.append(self.log_entry("info", f"Job finished: {', '.join(job.assets)}"))
+
+    def log_entry(self, level: str, message: str) -> dict:
+        return {"id": uuid.uuid4().hex[:8], "level": level, "message": message, "time": now_rfc3339()}
+
+    def _execute(self, job: Job) -> Optional[str]:
+        """Run the graph; returns an error message or None."""
+        if self.config.fail_title and re.search(self.config.fail_title, job.title or ""):
+            return f"Injected failure for job {job.title!r}: OpenEOApiException: synthetic processing error."
+        output = self.work_dir / job.id
+        try:
+            from . import executor
+
+            files = executor.run_process_graph(job.process_graph, output, self.config.resolution)
+            job.assets = [f.name for f in files]
+            return None
+        except Exception as exc:  # a real backend reports any processing error in the job log
+            _log.warning("job %s failed: %s", job.id, traceback.format_exc())
+            return f"{type(exc).__name__}: {exc}"
+
+    # --- faults --------------------------------------------------------------------------------
+    def fault_for(self, method: str, path: str) -> Optional[FaultRule]:
+        with self.lock:
+            for rule in self.faults:
+                if rule.matches(method, path, self.rng):
+                    return rule
+        return None
+
+    def count(self, method: str, path: str) -> None:
+        key = f"{method} {re.sub(r'/jobs/[^/]+', '/jobs/{id}', path)}"
+        with self.lock:
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "WACLocalOpenEO/0.1"
+    protocol_version = "HTTP/1.1"
+    backend: Backend
+
+    def log_message(self, fmt, *args):  # quieter than the default stderr line per request
+        _log.debug("%s %s", self.address_string(), fmt % args)
+
+    @property
+    def root(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def send_json(self, status: int, payload, headers: Optional[dict] = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def error(self, status: int, code: str, message: str, headers: Optional[dict] = None) -> None:
+        self.send_json(status, {"id": uuid.uuid4().hex[:8], "code": code, "message": message}, headers)
+
+    def read_json(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}") if length else {}
+
+    def user(self) -> Optional[str]:
+        header = self.headers.get("Authorization", "")
+        match = re.match(r"Bearer (?:basic|oidc/[^/]+)//(.+)", header)
+        return self.backend.tokens.get(match.group(1)) if match else None
+
+    def require_user(self) -> Optional[str]:
+        user = self.user()
+        if user is None:
+            self.error(401, "AuthenticationRequired", "Unauthorized: log in first.")
+        return user
+
+    def dispatch(self, method: str) -> None:
+        parsed = urlparse(self.path)
+        path = parsed.path.rstrip("/") or "/"
+        query = parse_qs(parsed.query)
+        self.backend.count(method, path)
+        if not path.startswith("/_control"):
+            rule = self.backend.fault_for(method, path)
+            if rule:
+                headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after is not None else None
+                self.read_json() if method in ("POST", "PUT", "PATCH") else None
+                return self.error(rule.status, "InjectedFault", f"Injected HTTP {rule.status}", headers)
+        try:
+            self.route(method, path, query)
+        except BrokenPipeError:
+            pass
+        except Exception as exc:
+            _log.error("error handling %s %s: %s", method, path, traceback.format_exc())
+            self.error(500, "Internal", f"{type(exc).__name__}: {exc}")
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    # --- routes ----------------------------------------------------------------------------
+    def route(self, method: str, path: str, query: dict) -> None:
+        backend = self.backend
+        if method == "GET" and path == "/":
+            return self.send_json(200, self.capabilities())
+        if method == "GET" and path == "/credentials/basic":
+            return self.basic_login()
+        if method == "GET" and path == "/credentials/oidc":
+            return self.send_json(200, {"providers": []})
+        if method == "GET" and path == "/collections":
+            ids = ["SENTINEL2_L2A", "SENTINEL1_GLOBAL_MOSAICS"]
+            return self.send_json(200, {"collections": [collection_metadata(self.root, c) for c in ids], "links": []})
+        if method == "GET" and path.startswith("/collections/"):
+            try:
+                return self.send_json(200, collection_metadata(self.root, path.split("/")[2]))
+            except KeyError:
+                return self.error(404, "CollectionNotFound", f"Collection {path.split('/')[2]!r} does not exist.")
+        if method == "GET" and path == "/processes":
+            from .executor import process_specs
+
+            return self.send_json(200, {"processes": process_specs(backend.config.scl_dilation), "links": []})
+        if method == "GET" and path == "/file_formats":
+            netcdf = {"title": "Network Common Data Form", "gis_data_types": ["raster"], "parameters": {}}
+            return self.send_json(200, {"input": {}, "output": {"netCDF": netcdf}})
+        if path.startswith("/_control"):
+            return self.control(method, path)
+        if path == "/me" or path.startswith("/jobs"):
+            user = self.require_user()
+            if user is None:
+                return None
+            if path == "/me":
+                return self.send_json(200, {"user_id": user, "name": user})
+            return self.jobs_route(method, path, query, user)
+        return self.error(404, "NotFound", f"{method} {path} is not an endpoint of this backend.")
+
+    def capabilities(self) -> dict:
+        endpoints = [
+            ("/credentials/basic", ["GET"]),
+            ("/credentials/oidc", ["GET"]),
+            ("/collections", ["GET"]),
+            ("/collections/{collection_id}", ["GET"]),
+            ("/processes", ["GET"]),
+            ("/file_formats", ["GET"]),
+            ("/me", ["GET"]),
+            ("/jobs", ["GET", "POST"]),
+            ("/jobs/{job_id}", ["GET", "DELETE", "PATCH"]),
+            ("/jobs/{job_id}/results", ["GET", "POST", "DELETE"]),
+            ("/jobs/{job_id}/logs", ["GET"]),
+        ]
+        return {
+            "api_version": API_VERSION,
+            "backend_version": "0.1.0",
+            "stac_version": "1.0.0",
+            "type": "Catalog",
+            "id": "wac-local-openeo",
+            "title": "WAC Extractor local openEO backend",
+            "description": "Synthetic Sentinel-1/2 data for tests and the offline demo.",
+            "endpoints": [{"path": p, "methods": m} for p, m in endpoints],
+            "billing": {"currency": "credits"},
+            "links": [],
+        }
+
+    def basic_login(self) -> None:
+        header = self.headers.get("Authorization", "")
+        try:
+            user, password = base64.b64decode(header.split(" ", 1)[1]).decode().split(":", 1)
+        except Exception:
+            return self.error(401, "AuthenticationRequired", "Basic authentication required.")
+        if USERS.get(user) != password:
+            return self.error(403, "CredentialsInvalid", "Credentials are not correct.")
+        token = secrets.token_urlsafe(24)
+        self.backend.tokens[token] = user
+        return self.send_json(200, {"access_token": token})
+
+    def jobs_route(self, method: str, path: str, query: dict, user: str) -> None:
+        backend = self.backend
+        parts = path.strip("/").split("/")
+        if parts == ["jobs"]:
+            if method == "GET":
+                with backend.lock:
+                    jobs = [
+                        {k: v for k, v in j.describe(self.root).items() if k != "process"}
+                        for j in backend.jobs.values()
+                        if j.owner == user
+                    ]
+                return self.send_json(200, {"jobs": jobs, "links": []})
+            if method == "POST":
+                body = self.read_json()
+                graph = (body.get("process") or {}).get("process_graph")
+                if not graph:
+                    return self.error(400, "ProcessGraphMissing", "No process graph in the request.")
+                job = Job(id=f"j-{uuid.uuid4().hex[:12]}", title=body.get("title") or "", process_graph=graph,
+                          created=now_rfc3339(), owner=user)  # fmt: skip
+                with backend.lock:
+                    backend.jobs[job.id] = job
+                self.send_response(201)
+                self.send_header("Location", f"{self.root}/jobs/{job.id}")
+                self.send_header("OpenEO-Identifier", job.id)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+        job = backend.jobs.get(parts[1])
+        if job is None or job.owner != user:
+            return self.error(404, "JobNotFound", f"The batch job {parts[1]!r} does not exist.")
+        rest = parts[2:]
+        if rest == [] and method == "GET":
+            return self.send_json(200, job.describe(self.root))
+        if rest == [] and method == "DELETE":
+            with backend.lock:
+                backend.jobs.pop(job.id, None)
+            shutil.rmtree(backend.work_dir / job.id, ignore_errors=True)
+            return self.send_json(204, {})
+        if rest == ["results"] and method == "POST":
+            backend.start(job)
+            return self.send_json(202, {})
+        if rest == ["results"] and method == "DELETE":
+            with backend.lock:
+                if job.status in ("queued", "running"):
+                    job.status, job.updated = "canceled", now_rfc3339()
+            return self.send_json(204, {})
+        if rest == ["results"] and method == "GET":
+            if job.status != "finished":
+                return self.error(400, "JobNotFinished", f"Job {job.id} has status {job.status}.")
+            assets = {
+                name: {
+                    "href": f"{self.root}/jobs/{job.id}/results/assets/{name}",
+                    "type": "application/x-netcdf",
+                    "roles": ["data"],
+                    "title": name,
+                    "file:size": (backend.work_dir / job.id / name).stat().st_size,
+                }
+                for name in job.assets
+            }
+            return self.send_json(200, {"type": "Feature", "stac_version": "1.0.0", "id": job.id, "assets": assets,
+                                        "properties": {"datetime": job.updated}, "links": []})  # fmt: skip
+        if len(rest) == 3 and rest[:2] == ["results", "assets"] and method == "GET":
+            return self.send_asset(job, rest[2])
+        if rest == ["logs"] and method == "GET":
+            level = (query.get("level") or ["debug"])[0]
+            order = ["debug", "info", "warning", "error"]
+            logs = [e for e in job.logs if order.index(e["level"]) >= order.index(level)]
+            return self.send_json(200, {"logs": logs, "links": []})
+        return self.error(404, "NotFound", f"{method} {path} is not an endpoint of this backend.")
+
+    def send_asset(self, job: Job, name: str) -> None:
+        backend = self.backend
+        path = backend.work_dir / job.id / name
+        if name not in job.assets or not path.is_file():
+            return self.error(404, "AssetNotFound", f"No asset {name!r} for job {job.id}.")
+        data = path.read_bytes()
+        with backend.lock:
+            truncate = backend.config.truncate_downloads > 0
+            if truncate:
+                backend.config.truncate_downloads -= 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-netcdf")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        body = data[: len(data) // 2] if truncate else data
+        for start in range(0, len(body), 65536):
+            if backend.config.download_delay:
+                time.sleep(backend.config.download_delay)
+            self.wfile.write(body[start : start + 65536])
+        if truncate:
+            self.close_connection = True
+            self.wfile.flush()
+        return None
+
+    def control(self, method: str, path: str) -> None:
+        backend = self.backend
+        if method == "GET" and path == "/_control/jobs":
+            with backend.lock:
+                jobs = [{"id": j.id, "title": j.title, "status": j.status} for j in backend.jobs.values()]
+            return self.send_json(200, {"jobs": jobs})
+        if method == "GET" and path == "/_control/requests":
+            with backend.lock:
+                return self.send_json(200, dict(backend.request_counts))
+        if method == "POST" and path == "/_control/config":
+            body = self.read_json()
+            with backend.lock:
+                for key, value in body.items():
+                    if not hasattr(backend.config, key):
+                        return self.error(400, "UnknownSetting", f"Unknown setting {key!r}.")
+                    setattr(backend.config, key, value)
+            return self.send_json(200, backend.config.__dict__)
+        if method == "POST" and path == "/_control/faults":
+            body = self.read_json()
+            with backend.lock:
+                backend.faults = [FaultRule(**rule) for rule in body.get("rules", [])]
+            return self.send_json(200, {"rules": len(backend.faults)})
+        if method == "POST" and path == "/_control/reset":
+            with backend.lock:
+                backend.jobs.clear()
+                backend.faults.clear()
+                backend.request_counts.clear()
+                backend.config = BackendConfig()
+            return self.send_json(200, {})
+        return self.error(404, "NotFound", f"{method} {path} is not a control endpoint.")
+
+
+def make_server(
+    host: str = "127.0.0.1", port: int = 0, work_dir: Optional[Path] = None, **config
+) -> ThreadingHTTPServer:
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="wac-local-openeo-"))
+    backend = Backend(work, BackendConfig(**config))
+    handler = type("BoundHandler", (Handler,), {"backend": backend})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    server.backend = backend
+    return server
