@@ -42,6 +42,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-n
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
 	# Only the openEO process specifications (JSON) are needed here, to validate our graphs.
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
+	# Make the repo importable from anywhere (python -m wac_extractor ...).
+	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wac_extractor_dev.pth"
 	touch $@
 
 # The local backend's own venv: heavy (dask, rasterio), isolated from QGIS's libraries.
@@ -49,6 +51,7 @@ $(BACKEND_VENV)/.installed: requirements-backend.txt requirements-backend-nodeps
 	[ -x $(BACKEND_PY) ] || $(SYSTEM_PY) -m venv $(BACKEND_VENV)
 	$(BACKEND_PY) -m pip install $(PIP_FLAGS) -r requirements-backend.txt
 	$(BACKEND_PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
+	echo "$(CURDIR)" > "$$($(BACKEND_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wac_extractor_dev.pth"
 	touch $@
 
 test:

@@ -161,8 +161,11 @@ def write_netcdf(cube: xr.DataArray, path: Path, epsg: Optional[int]) -> None:
     dataset = cube.to_dataset(dim="bands")
     dataset = dataset.compute()
     crs = CRS.from_epsg(epsg)
-    cf = crs.to_cf()
-    grid_mapping = xr.DataArray(np.int8(0), attrs={**cf, "spatial_ref": crs.to_wkt()})
+    # Few attributes on purpose: HDF5 1.10 (Debian's GDAL) prints diagnostics for "dense" attribute sets.
+    wkt = crs.to_wkt()
+    grid_mapping = xr.DataArray(
+        np.int8(0), attrs={"grid_mapping_name": crs.to_cf()["grid_mapping_name"], "crs_wkt": wkt, "spatial_ref": wkt}
+    )
     dataset["crs"] = grid_mapping
     resolution = float(abs(dataset.x[1] - dataset.x[0])) if dataset.sizes["x"] > 1 else CONTEXT.resolution
     left = float(dataset.x[0]) - resolution / 2

@@ -1,0 +1,470 @@
+"""Run a job tracker to completion with openEO's ``MultiBackendJobManager``.
+
+The manager does the scheduling (parallel slots per backend, status polling, starting jobs in
+its worker threads); this module adds what the plugin and the command line need on top:
+
+- a loop that really stops on :meth:`ExtractionRunner.cancel` (openeo 0.53's
+  ``stop_job_thread`` keeps looping while jobs are active: its ``while`` reads
+  ``active > 0 or (pending_tasks and not stopped)``);
+- results downloaded to ``<output>/<job id>/`` and checked with GDAL before a job counts as done;
+- logs of failed jobs stored next to the tracker, their message in the tracker;
+- resuming never creates a job twice: each row gets a key that goes into the job title, and a
+  row whose creation may have happened before a crash is first looked up on the backend;
+- progress callbacks (counts per status) and per-job events (status changes).
+
+It relies on ``MultiBackendJobManager._job_update_loop``, which is why openeo is pinned to 0.53.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import pandas as pd
+import requests
+from openeo import BatchJob, Connection
+from openeo.extra.job_management import MultiBackendJobManager
+from openeo.extra.job_management._thread_worker import _JobManagerWorkerThreadPool
+from openeo.rest import OpenEoApiError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .process_graphs import BackendCapabilities, backend_capabilities, expected_variables, job_cube
+from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
+from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker
+
+_log = logging.getLogger(__name__)
+
+# Columns only the runner writes; the manager's own persist() calls never touch them.
+RUNNER_COLUMNS = ("job_key", "create_requested_at", "result_status", "result_files", "error_message")
+TRANSIENT_HTTP = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER_S = 30.0
+
+
+class _CappedRetry(Retry):
+    """urllib3 Retry that honours Retry-After but never sleeps longer than 30 s, nor backs off over 10 s."""
+
+    BACKOFF_MAX = 10  # urllib3 1.26 name
+    DEFAULT_BACKOFF_MAX = 10
+
+    def get_retry_after(self, response):
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, MAX_RETRY_AFTER_S)
+
+
+def resilient_adapter() -> HTTPAdapter:
+    retry = _CappedRetry(
+        total=5,
+        backoff_factor=0.5,
+        status_forcelist=TRANSIENT_HTTP,
+        allowed_methods=["HEAD", "GET", "OPTIONS", "DELETE"],  # POST /jobs is retried by the runner itself
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    return HTTPAdapter(max_retries=retry)
+
+
+@dataclass
+class BackendSpec:
+    """One backend of a run: where, under what name and how many jobs at once."""
+
+    url: str
+    parallel_jobs: int = 2
+    name: Optional[str] = None
+
+    def __post_init__(self):
+        if not self.name:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(self.url if "://" in self.url else f"https://{self.url}")
+            self.name = parsed.netloc or self.url
+        if int(self.parallel_jobs) < 1:
+            raise ValueError(f"parallel_jobs: {self.parallel_jobs} for {self.url}; use 1 or more.")
+
+
+@dataclass
+class JobEvent:
+    index: int
+    title: str
+    status: str
+    previous: Optional[str]
+    message: str = ""
+
+
+@dataclass
+class RunProgress:
+    counts: Dict[str, int]
+    total: int
+    downloaded: int
+    downloads_failed: int
+
+    @property
+    def done(self) -> int:
+        """Jobs that need nothing more: results checked, or ended in error/canceled/skipped."""
+        ended = sum(v for k, v in self.counts.items() if k not in PENDING_STATUSES and k != "finished")
+        return self.downloaded + self.downloads_failed + ended
+
+
+@dataclass
+class RunSummary:
+    counts: Dict[str, int]
+    downloaded: int
+    downloads_failed: int
+    cancelled: bool
+    seconds: float
+    stats: Dict[str, int] = field(default_factory=dict)
+
+
+class ObservedTracker:
+    """The tracker as the manager sees it: runner-owned columns are not written, status changes reported."""
+
+    def __init__(self, tracker: Tracker, on_change: Callable[[int, pd.Series, Optional[str]], None]):
+        self._tracker = tracker
+        self._on_change = on_change
+        self._statuses: Dict[int, str] = {}
+
+    def remember(self, statuses: Dict[int, str]) -> None:
+        self._statuses.update(statuses)
+
+    def persist(self, df: pd.DataFrame) -> None:
+        self._tracker.persist(df.drop(columns=[c for c in RUNNER_COLUMNS if c in df.columns]))
+        for index, row in df.iterrows():
+            previous = self._statuses.get(index)
+            if row.get("status") != previous:
+                self._statuses[index] = row.get("status")
+                self._on_change(index, row, previous)
+
+    def __getattr__(self, name):
+        return getattr(self._tracker, name)
+
+
+class _WacJobManager(MultiBackendJobManager):
+    """MultiBackendJobManager with our result handling and saner HTTP retries."""
+
+    def __init__(self, runner: ExtractionRunner, **kwargs):
+        super().__init__(**kwargs)
+        self._runner = runner
+
+    @staticmethod
+    def _make_resilient(connection):
+        connection.session.mount("https://", resilient_adapter())
+        connection.session.mount("http://", resilient_adapter())
+
+    def get_job_dir(self, job_id: str) -> Path:
+        return self._root_dir / safe_asset_name(job_id)
+
+    def on_job_done(self, job: BatchJob, row):
+        self._runner.submit_download(job, row)
+
+    def on_job_error(self, job: BatchJob, row):
+        self._runner.store_error_log(job, row)
+
+    def on_job_cancel(self, job: BatchJob, row):
+        self._runner.emit(row.name, row, "canceled", message="canceled on the backend")
+
+
+class ExtractionRunner:
+    """Drives one tracker through ``MultiBackendJobManager`` until every job has ended, or cancel()."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        output_dir: Path,
+        backends: Sequence[tuple],
+        *,
+        poll_interval: float = 10.0,
+        on_progress: Optional[Callable[[RunProgress], None]] = None,
+        on_event: Optional[Callable[[JobEvent], None]] = None,
+        download_retries: int = 3,
+        download_workers: int = 2,
+        logs_dir: Optional[Path] = None,
+    ):
+        """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection."""
+        if not backends:
+            raise ValueError("backends: no backend given; add at least one backend URL.")
+        self.tracker = tracker
+        self.output_dir = Path(output_dir)
+        self.backends = list(backends)
+        self.poll_interval = poll_interval
+        self.on_progress = on_progress
+        self.on_event = on_event
+        self.download_retries = download_retries
+        tracker_path = Path(getattr(tracker, "path", self.output_dir / "jobs"))
+        self.logs_dir = Path(logs_dir) if logs_dir else tracker_path.with_name(tracker_path.stem + "_logs")
+        self._stop = threading.Event()
+        self._cancel_remote = False
+        self._downloads: Dict[int, Future] = {}
+        self._download_pool = ThreadPoolExecutor(max_workers=download_workers, thread_name_prefix="wac-download")
+        self._capabilities: Dict[str, BackendCapabilities] = {}
+        self._connections: Dict[str, Connection] = {}
+        self._manager: Optional[_WacJobManager] = None
+        self._observed = ObservedTracker(tracker, self._status_changed)
+        self._lock = threading.Lock()
+
+    # --- public API ----------------------------------------------------------------------------
+    def cancel(self, cancel_remote: bool = False) -> None:
+        """Stop the run within seconds. Jobs stay tracked; running them again resumes."""
+        self._cancel_remote = cancel_remote
+        self._stop.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> RunSummary:
+        started = time.monotonic()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        manager = _WacJobManager(self, poll_sleep=self.poll_interval, root_dir=self.output_dir, download_results=True)
+        for spec, connect in self.backends:
+            manager.add_backend(
+                spec.name, connection=self._connector(spec.name, connect), parallel_jobs=spec.parallel_jobs
+            )
+        self._manager = manager
+        manager._worker_pool = _JobManagerWorkerThreadPool()
+        stats: Dict[str, int] = collections.defaultdict(int)
+        try:
+            self._observed.remember(self.tracker.statuses())
+            self._resume()
+            while not self._stop.is_set():
+                if not self._work_left(manager):
+                    break
+                manager._job_update_loop(job_db=self._observed, start_job=self._start_job, stats=stats)
+                self._restart_failed_starts()
+                self._report_progress()
+                self._stop.wait(self.poll_interval)
+            if self._stop.is_set() and self._cancel_remote:
+                self._cancel_remote_jobs()
+        finally:
+            pool, manager._worker_pool = manager._worker_pool, None
+            pool.shutdown()
+            self._download_pool.shutdown(wait=True, cancel_futures=True)
+            self._report_progress()
+        counts = self.tracker.count_by_status()
+        downloaded, failed = self._download_counts()
+        return RunSummary(counts, downloaded, failed, self._stop.is_set(), time.monotonic() - started, dict(stats))
+
+    # --- the loop's parts ----------------------------------------------------------------------
+    def _connector(self, name: str, connect: Callable[[], Connection]) -> Callable[[], Connection]:
+        def get() -> Connection:
+            if name not in self._connections:
+                self._connections[name] = connect()
+            return self._connections[name]
+
+        return get
+
+    def _connection(self, backend_name: str) -> Optional[Connection]:
+        if self._manager is None or backend_name not in self._manager.backends:
+            return None
+        return self._manager._get_connection(backend_name)
+
+    def _work_left(self, manager: _WacJobManager) -> bool:
+        pending = sum(self.tracker.count_by_status(PENDING_STATUSES).values())
+        with self._lock:
+            downloading = any(not f.done() for f in self._downloads.values())
+        return bool(pending or downloading or manager._worker_pool.has_unprocessed_tasks())
+
+    def _resume(self) -> None:
+        """Pick up what an interrupted run left: undownloaded results, jobs whose start was lost."""
+        finished = self.tracker.get_by_status(["finished"])
+        for _, row in finished.iterrows():
+            if row.get("result_status") != "ok":
+                connection = self._connection(row.get("backend_name"))
+                if connection is not None and isinstance(row.get("id"), str):
+                    self.submit_download(connection.job(row["id"]), row)
+        # A crash after a job was created but before its start request went out leaves it
+        # "queued_for_start" locally and "created" remotely: start it again.
+        for index, row in self.tracker.get_by_status(["queued_for_start", "start_failed"]).iterrows():
+            self._restart(index, row)
+
+    def _restart_failed_starts(self) -> None:
+        for index, row in self.tracker.get_by_status(["start_failed"]).iterrows():
+            self._restart(index, row)
+
+    def _restart(self, index: int, row: pd.Series) -> None:
+        connection = self._connection(row.get("backend_name"))
+        job_id = row.get("id")
+        if connection is None:
+            return
+        if not isinstance(job_id, str) or not job_id:
+            self._observed.persist(pd.DataFrame([{"status": "not_started"}], index=[index]))
+            return
+        try:
+            job = connection.job(job_id)
+            remote_status = job.status()
+            if remote_status == "created":
+                job.start()
+                remote_status = "queued"
+            if remote_status != row.get("status"):
+                self._observed.persist(pd.DataFrame([{"status": remote_status}], index=[index]))
+        except (OpenEoApiError, requests.RequestException) as exc:
+            _log.warning("could not restart job %s: %s", job_id, exc)
+
+    def _start_job(self, row: pd.Series, connection: Connection, provider: str, **kwargs) -> Optional[BatchJob]:
+        """The manager's ``start_job``: build the graph for the row and create the job (not started)."""
+        index = row.name
+        try:
+            capabilities = self._capabilities.get(provider)
+            if capabilities is None:
+                capabilities = self._capabilities[provider] = backend_capabilities(connection)
+            cube = job_cube(row, capabilities)
+        except ValueError as exc:  # the manager marks the row "skipped"; say why
+            self.tracker.update_row(index, error_message=str(exc))
+            return None
+        key = row.get("job_key") if isinstance(row.get("job_key"), str) else uuid.uuid4().hex[:12]
+        title = f"{row.get('title') or 'WAC job'} [wac:{key}]"
+        if isinstance(row.get("create_requested_at"), str):
+            existing = self._find_remote_job(connection, key)
+            if existing is not None:
+                _log.info("job for row %s already exists on %s: %s (not created again)", index, provider, existing)
+                return connection.job(existing)
+        self.tracker.update_row(index, job_key=key, create_requested_at=_now())
+        return self._with_retries(lambda: connection.create_job(cube, title=title), what=f"create job {title!r}")
+
+    def _find_remote_job(self, connection: Connection, key: str) -> Optional[str]:
+        jobs = self._with_retries(lambda: connection.list_jobs(limit=None), what="list jobs")
+        for job in jobs or []:
+            if f"[wac:{key}]" in (job.get("title") or ""):
+                return job["id"]
+        return None
+
+    def _with_retries(self, call: Callable, what: str, attempts: int = 4):
+        """Retry transient HTTP errors (429 honouring Retry-After, 5xx) with backoff; stop-aware."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except OpenEoApiError as exc:
+                if exc.http_status_code not in TRANSIENT_HTTP or attempt == attempts:
+                    if exc.http_status_code in TRANSIENT_HTTP:
+                        raise requests.exceptions.ConnectionError(f"{what}: {exc}") from exc  # -> start_failed
+                    raise
+                delay = min(MAX_RETRY_AFTER_S, 2.0**attempt)
+                _log.warning("%s: HTTP %s, retrying in %.0fs", what, exc.http_status_code, delay)
+                if self._stop.wait(delay):
+                    raise requests.exceptions.ConnectionError(f"{what}: cancelled") from exc
+        return None
+
+    # --- results -----------------------------------------------------------------------------
+    def submit_download(self, job: BatchJob, row: pd.Series) -> None:
+        index = row.name
+        with self._lock:
+            if index in self._downloads and not self._downloads[index].done():
+                return
+            self._downloads[index] = self._download_pool.submit(self._download, job, row)
+
+    def _download(self, job: BatchJob, row: pd.Series) -> None:
+        index = row.name
+        job_dir = self._manager.get_job_dir(job.job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        self.tracker.update_row(index, result_status="downloading")
+        variables = expected_variables(row.get("sentinel", 2))
+        problems: List[str] = []
+        for attempt in range(1, self.download_retries + 1):
+            try:
+                files = self._fetch_assets(job, job_dir)
+                netcdfs = [f for f in files if f.suffix.lower() in (".nc", ".nc4")]
+                problems = [p for f in netcdfs for p in check_netcdf(f, variables)]
+                if not netcdfs:
+                    problems = ["the job has no NetCDF result"]
+                if not problems:
+                    relative = [str(f.relative_to(self.output_dir)) for f in files]
+                    self.tracker.update_row(index, result_status="ok", result_files=json.dumps(relative))
+                    self.emit(index, row, "downloaded", message=", ".join(relative))
+                    return
+                for f in netcdfs:
+                    f.unlink(missing_ok=True)  # never leave a bad file where the loader could pick it up
+            except DownloadCancelled:
+                self.tracker.update_row(index, result_status=None)
+                return
+            except (DownloadError, OpenEoApiError, requests.RequestException) as exc:
+                problems = [str(exc)]
+            _log.warning("download of job %s, attempt %d: %s", job.job_id, attempt, "; ".join(problems))
+            if self._stop.wait(min(10.0, 0.5 * 2**attempt)):
+                self.tracker.update_row(index, result_status=None)
+                return
+        message = "download failed: " + "; ".join(problems)
+        self.tracker.update_row(index, result_status="failed", error_message=message[:1000])
+        self.emit(index, row, "download_failed", message=message)
+
+    def _fetch_assets(self, job: BatchJob, job_dir: Path) -> List[Path]:
+        connection = job.connection
+        assets = job.get_results().get_assets()
+        files = []
+        for asset in assets:
+            name = asset.key
+            target = job_dir / safe_asset_name(name)
+            if not target.resolve().is_relative_to(job_dir.resolve()):
+                raise DownloadError(f"asset {name!r} would be written outside {job_dir}; refused.")
+            if same_origin(asset.href, connection.root_url):
+                session, auth = connection.session, connection.auth
+            else:  # never send our token to another host
+                session, auth = requests.Session(), None
+            stream_to_file(session, asset.href, target, auth=auth, stop=self._stop)
+            files.append(target)
+        return files
+
+    def store_error_log(self, job: BatchJob, row: pd.Series) -> None:
+        index = row.name
+        try:
+            logs = job.logs(level="error")
+        except (OpenEoApiError, requests.RequestException) as exc:
+            logs = [{"level": "error", "message": f"could not fetch the job's log: {exc}"}]
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        (self.logs_dir / f"{safe_asset_name(job.job_id)}.json").write_text(json.dumps(list(logs), indent=2))
+        message = next((str(e.get("message")) for e in reversed(list(logs)) if e.get("message")), "job failed")
+        self.tracker.update_row(index, error_message=message[:1000])
+        self.emit(index, row, "error", message=message)
+
+    def _cancel_remote_jobs(self) -> None:
+        for index, row in self.tracker.get_by_status(list(ACTIVE_STATUSES)).iterrows():
+            connection = self._connection(row.get("backend_name"))
+            if connection is not None and isinstance(row.get("id"), str):
+                try:
+                    connection.job(row["id"]).stop()
+                    self._observed.persist(pd.DataFrame([{"status": "canceled"}], index=[index]))
+                except (OpenEoApiError, requests.RequestException) as exc:
+                    _log.warning("could not cancel job %s: %s", row["id"], exc)
+
+    # --- reporting -----------------------------------------------------------------------------
+    def _status_changed(self, index: int, row: pd.Series, previous: Optional[str]) -> None:
+        self.emit(index, row, str(row.get("status")), previous=previous)
+
+    def emit(self, index: int, row: pd.Series, status: str, previous: Optional[str] = None, message: str = "") -> None:
+        _log.info("job %s (%s): %s%s", index, row.get("title"), status, f" - {message}" if message else "")
+        if self.on_event:
+            self.on_event(JobEvent(int(index), str(row.get("title")), status, previous, message))
+
+    def _download_counts(self) -> tuple:
+        finished = self.tracker.get_by_status(["finished"])
+        if "result_status" not in finished.columns:
+            return 0, 0
+        return int((finished["result_status"] == "ok").sum()), int((finished["result_status"] == "failed").sum())
+
+    def _report_progress(self) -> None:
+        if not self.on_progress:
+            return
+        counts = self.tracker.count_by_status()
+        downloaded, failed = self._download_counts()
+        self.on_progress(RunProgress(counts, sum(counts.values()), downloaded, failed))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pending_jobs(tracker: Tracker) -> int:
+    return sum(tracker.count_by_status(PENDING_STATUSES).values())
+
+
+def iter_failed(tracker: Tracker) -> Iterable[pd.Series]:
+    failed = tracker.get_by_status(["error", "start_failed", "skipped", "canceled"])
+    for _, row in failed.iterrows():
+        yield row

@@ -270,6 +270,12 @@ class GeoPackageTracker(JobDatabaseInterface):
             return self._select("WHERE 0", [])
         return self._select(f"WHERE fid IN ({', '.join('?' * len(fids))}) ORDER BY fid", fids)
 
+    def statuses(self) -> Dict[int, str]:
+        """Status per job index, cheaply (no geometry)."""
+        with self._lock:
+            rows = self._connection().execute(f"SELECT fid, status FROM {_quote(TABLE)}").fetchall()
+        return {fid - 1: status for fid, status in rows}
+
     def read(self) -> pd.DataFrame:
         """All jobs."""
         return self._select("ORDER BY fid", [])
@@ -333,6 +339,10 @@ class CsvTracker(CsvJobDatabase):
     ``KeyError: 'status'``; dict and list cells are written as JSON.
     """
 
+    def __init__(self, path: Union[str, Path]):
+        super().__init__(path)
+        self._lock = threading.RLock()  # the runner's download threads write too
+
     def read(self) -> pd.DataFrame:
         try:
             df = pd.read_csv(self.path, dtype=MultiBackendJobManager._column_requirements.dtype_mapping())
@@ -341,7 +351,11 @@ class CsvTracker(CsvJobDatabase):
         return normalize_jobs(df)
 
     def persist(self, df: pd.DataFrame) -> None:
-        self._merge_into_df(df)
+        with self._lock:
+            self._merge_into_df(df)
+            self._write()
+
+    def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         frame = self.df.copy()
         for name in frame.columns:
@@ -362,6 +376,22 @@ class CsvTracker(CsvJobDatabase):
 
     def update_row(self, index: int, **values: Any) -> None:
         self.persist(pd.DataFrame([values], index=[index]))
+
+    def count_by_status(self, statuses: Iterable[str] = ()) -> dict:
+        with self._lock:
+            return super().count_by_status(statuses)
+
+    def get_by_status(self, statuses, max=None) -> pd.DataFrame:  # noqa: A002
+        with self._lock:
+            return super().get_by_status(statuses, max=max).copy()
+
+    def get_by_indices(self, indices) -> pd.DataFrame:
+        with self._lock:
+            return super().get_by_indices(indices).copy()
+
+    def statuses(self) -> Dict[int, str]:
+        with self._lock:
+            return self.df["status"].to_dict()
 
     def close(self) -> None:
         """Nothing to release (kept for symmetry with the GeoPackage tracker)."""

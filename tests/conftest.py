@@ -1,0 +1,100 @@
+"""Shared fixtures: the local openEO backend (a real HTTP server in its own venv) and helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+BACKEND_PYTHON = REPO / ".venv-backend" / "bin" / "python"
+
+
+class LocalBackend:
+    """Handle on a running local backend: its URL and its /_control endpoints."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def control(self, path: str, payload=None):
+        method = requests.post if payload is not None else requests.get
+        response = method(f"{self.url}/_control/{path}", json=payload, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def configure(self, **settings):
+        return self.control("config", settings)
+
+    def faults(self, *rules):
+        return self.control("faults", {"rules": list(rules)})
+
+    def jobs(self):
+        return self.control("jobs")["jobs"]
+
+    def requests(self):
+        return self.control("requests")
+
+    def reset(self):
+        return self.control("reset", {})
+
+
+def start_backend(tmp_dir: Path, *extra_args: str):
+    """Start ``python -m tests.local_backend`` on a free port; returns (process, url)."""
+    if not BACKEND_PYTHON.exists():
+        pytest.fail(f"{BACKEND_PYTHON} is missing: run 'make setup' first (it builds the local backend's venv).")
+    port_file = tmp_dir / "port"
+    log = open(tmp_dir / "backend.log", "w")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [str(BACKEND_PYTHON), "-m", "tests.local_backend", "--port", "0", "--port-file", str(port_file),
+         "--work-dir", str(tmp_dir / "work"), *extra_args],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not port_file.exists() or not port_file.read_text().strip():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"local backend did not start:\n{(tmp_dir / 'backend.log').read_text()[-3000:]}")
+        time.sleep(0.1)
+    url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+    while True:
+        try:
+            requests.get(url + "/", timeout=2).raise_for_status()
+            break
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("local backend does not answer")
+            time.sleep(0.1)
+    return process, url
+
+
+@pytest.fixture(scope="session")
+def local_backend(tmp_path_factory):
+    """One local openEO backend per test session (free port); state reset before each use."""
+    tmp_dir = tmp_path_factory.mktemp("local-backend")
+    process, url = start_backend(tmp_dir)
+    yield LocalBackend(url)
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def backend(local_backend):
+    """The session's local backend with default settings, no faults and no jobs."""
+    local_backend.reset()
+    yield local_backend
+    local_backend.reset()
+
+
+@pytest.fixture
+def python_exe():
+    return sys.executable

@@ -1,0 +1,201 @@
+"""The runner against the local openEO backend: end to end, resume, cancel and injected faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from osgeo import gdal, osr
+
+from wac_extractor.core.connect import connect
+from wac_extractor.core.planning import PlanRequest, plan_grid
+from wac_extractor.core.process_graphs import job_cube
+from wac_extractor.core.runner import BackendSpec, ExtractionRunner
+from wac_extractor.core.tracker import CsvTracker, create_tracker, open_tracker
+
+from .conftest import REPO
+
+gdal.UseExceptions()
+S2_VARIABLES = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+
+
+def notebook_jobs() -> pd.DataFrame:
+    request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3)
+    return plan_grid(request, west=664000, south=5611120, crs="EPSG:32631")
+
+
+def make_runner(tracker, output, url, parallel=2, **kwargs) -> ExtractionRunner:
+    spec = BackendSpec(url=url, parallel_jobs=parallel)
+    return ExtractionRunner(
+        tracker, output, [(spec, lambda: connect(url, "basic", "demo", "demo"))], poll_interval=0.3, **kwargs
+    )
+
+
+def result_files(tracker, output: Path):
+    jobs = tracker.get_by_status(["finished"])
+    return {index: [output / f for f in json.loads(row["result_files"])] for index, row in jobs.iterrows()}
+
+
+def test_notebook_grid_runs_end_to_end(backend, tmp_path):
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    progress, events = [], []
+    summary = make_runner(tracker, tmp_path / "out", backend.url, on_progress=progress.append,
+                          on_event=events.append).run()  # fmt: skip
+
+    assert summary.counts == {"finished": 8} and summary.downloaded == 8 and not summary.cancelled
+    assert progress[-1].done == progress[-1].total == 8
+    assert {e.status for e in events} >= {"queued_for_start", "running", "finished", "downloaded"}
+    netcdfs = sorted((tmp_path / "out").glob("*/*.nc"))
+    assert len(netcdfs) == 8
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()
+    assert jobs["id"].is_unique and jobs["result_status"].eq("ok").all()
+    files = result_files(tracker, tmp_path / "out")
+    for index, row in jobs.iterrows():
+        (path,) = files[index]
+        assert path.parent.name == row["id"]
+        variables = S2_VARIABLES if row["sentinel"] == 2 else ["VV", "VH"]
+        subdatasets = {name.rsplit(":", 1)[-1] for name, _ in gdal.Open(str(path)).GetSubDatasets()}
+        assert set(variables) <= subdatasets
+        for variable in variables:
+            ds = gdal.Open(f'NETCDF:"{path}":{variable}')
+            srs = osr.SpatialReference(wkt=ds.GetProjection())
+            srs.AutoIdentifyEPSG()
+            assert srs.GetAuthorityCode(None) == "32631"
+            x0, dx, _, y0, _, dy = ds.GetGeoTransform()
+            extent = row["spatial_extent"]
+            assert (x0, y0) == (extent["west"], extent["north"])
+            assert (x0 + dx * ds.RasterXSize, y0 + dy * ds.RasterYSize) == (extent["east"], extent["south"])
+            assert ds.RasterCount == 3  # one step per month
+        if row["sentinel"] == 2:
+            dataset = gdal.Open(f'NETCDF:"{path}":B04')  # keep the dataset alive while reading its band
+            red = dataset.GetRasterBand(1).ReadAsArray()
+            assert 100 < float(pd.Series(red.ravel()).median()) < 3000  # reflectance DN, clouds masked
+    usage = jobs[["cpu", "duration", "costs"]]
+    assert usage.notna().all().all()
+
+
+def test_notebook_csv_without_manager_columns_runs(backend, tmp_path):
+    csv = tmp_path / "notebook.csv"
+    table = notebook_jobs()
+    table["spatial_extent"] = table["spatial_extent"].map(str)  # python repr, as the notebook's to_csv wrote it
+    table.drop(columns=["geometry", "title", "tile_id"]).to_csv(csv, index=False)
+    tracker = open_tracker(csv)
+    assert tracker.count_by_status() == {"not_started": 8}
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    assert summary.counts == {"finished": 8} and summary.downloaded == 8
+    reread = CsvTracker(csv).read()
+    assert reread["status"].eq("finished").all() and reread["id"].notna().all()
+
+
+def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):
+    backend.configure(run_seconds=[60, 60])
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    runner = make_runner(tracker, tmp_path / "out", backend.url)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(j["status"] == "running" for j in backend.jobs()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert any(j["status"] == "running" for j in backend.jobs())
+    cancelled_at = time.monotonic()
+    runner.cancel(cancel_remote=True)
+    thread.join(15)
+    assert not thread.is_alive()
+    assert time.monotonic() - cancelled_at < 5
+    remote = {j["id"]: j["status"] for j in backend.jobs()}
+    assert "canceled" in remote.values() and "running" not in remote.values()
+    assert set(tracker.count_by_status()) <= {"not_started", "canceled"}
+
+
+def test_resume_after_sigkill_creates_no_job_twice(backend, tmp_path):
+    backend.configure(queue_seconds=[0.5, 1.5], run_seconds=[1, 3])
+    create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    command = [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--backend",
+               backend.url, "--parallel", "3", "--auth", "basic", "--username", "demo", "--output",
+               str(tmp_path / "out"), "--poll", "0.3"]  # fmt: skip
+    env = {**os.environ, "WAC_PASSWORD": "demo", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(backend.jobs()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    created_before = len(backend.jobs())
+    assert 0 < created_before < 8
+
+    tracker = open_tracker(tmp_path / "jobs.gpkg")
+    summary = make_runner(tracker, tmp_path / "out", backend.url, parallel=3).run()
+    assert summary.counts == {"finished": 8} and summary.downloaded == 8
+    remote = backend.jobs()
+    assert len(remote) == 8
+    assert sorted(j["id"] for j in remote) == sorted(tracker.read()["id"])
+
+
+def test_a_job_created_just_before_a_crash_is_found_not_created_again(backend, tmp_path):
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    # Simulate a crash between "POST /jobs" and the tracker write: the row is marked as being
+    # created, the backend has the job, the tracker has no id.
+    connection = connect(backend.url, "basic", "demo", "demo")
+    row = tracker.get_by_indices([0]).iloc[0]
+    orphan = connection.create_job(job_cube(row), title=f"{row['title']} [wac:k0]")
+    tracker.update_row(0, job_key="k0", create_requested_at="2026-01-01T00:00:00Z")
+
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    assert summary.counts == {"finished": 8}
+    assert len(backend.jobs()) == 8
+    assert tracker.get_by_indices([0]).iloc[0]["id"] == orphan.job_id
+
+
+def test_http_429_and_500_are_retried(backend, tmp_path):
+    backend.faults(
+        {"status": 429, "method": "POST", "path": "^/jobs$", "times": 2, "retry_after": 1},
+        {"status": 500, "method": "GET", "path": "^/jobs/[^/]+$", "times": 3},
+        {"status": 503, "method": "GET", "path": "/results$", "times": 2},
+    )
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    assert summary.counts == {"finished": 8} and summary.downloaded == 8
+    assert len(backend.jobs()) == 8
+    counts = backend.requests()
+    assert counts["POST /jobs"] == 8 + 2  # two refused with 429, each job created once
+
+
+def test_failed_job_is_marked_error_with_its_log(backend, tmp_path):
+    backend.configure(fail_title="S2 32631_684000_5631120")
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    assert summary.counts == {"finished": 7, "error": 1}
+    failed = tracker.get_by_status(["error"]).iloc[0]
+    assert failed["title"].startswith("S2 32631_684000_5631120")
+    assert "synthetic processing error" in failed["error_message"]
+    log = json.loads((tmp_path / "jobs_logs" / f"{failed['id']}.json").read_text())
+    assert log and log[-1]["level"] == "error"
+    assert not (tmp_path / "out" / failed["id"] / "openEO.nc").exists()
+
+
+def test_truncated_download_is_retried_and_never_kept(backend, tmp_path):
+    backend.configure(truncate_downloads=2)
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    events = []
+    summary = make_runner(tracker, tmp_path / "out", backend.url, on_event=events.append).run()
+    assert summary.downloaded == 8 and summary.downloads_failed == 0
+    assert not list((tmp_path / "out").glob("*/*.part"))
+    assert backend.requests()["GET /jobs/{id}/results/assets/openEO.nc"] == 8 + 2
+
+
+def test_download_that_keeps_failing_is_reported_not_loaded(backend, tmp_path):
+    backend.configure(truncate_downloads=100)
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
+    summary = make_runner(tracker, tmp_path / "out", backend.url, download_retries=2).run()
+    assert summary.downloaded == 0 and summary.downloads_failed == 1
+    row = tracker.read().iloc[0]
+    assert row["result_status"] == "failed" and "cut off" in row["error_message"]
+    assert not list((tmp_path / "out").glob("*/*.nc"))

@@ -1,0 +1,183 @@
+"""Command line: ``python -m wac_extractor plan|run|status`` (headless, no QGIS needed)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from shapely.geometry.base import BaseGeometry
+
+from .connect import AUTH_METHODS, CDSE_URL, connect
+from .planning import PlanRequest, plan_aois, plan_grid, summarize
+from .runner import BackendSpec, ExtractionRunner, JobEvent, RunProgress, iter_failed
+from .timewindows import add_months, parse_date
+from .tracker import TrackerError, create_tracker, open_tracker
+
+_log = logging.getLogger("wac_extractor")
+
+
+def read_aoi_file(path: Path) -> List[Tuple[BaseGeometry, str]]:
+    """Polygons of every feature of the first layer of a vector file, with the layer's CRS."""
+    import shapely
+    from osgeo import ogr
+
+    ogr.UseExceptions()
+    try:
+        dataset = ogr.Open(str(path))
+    except RuntimeError as exc:
+        raise ValueError(f"--aoi: {path} does not open as a vector file ({exc}); use GeoJSON or GeoPackage.") from None
+    layer = dataset.GetLayer(0)
+    srs = layer.GetSpatialRef()
+    if srs is None:
+        crs = "EPSG:4326"
+    else:
+        srs.AutoIdentifyEPSG()
+        code = srs.GetAuthorityCode(None)
+        crs = f"EPSG:{code}" if code and srs.GetAuthorityName(None) == "EPSG" else srs.ExportToWkt()
+    aois = []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        if geometry is not None:
+            aois.append((shapely.from_wkb(bytes(geometry.ExportToWkb())), crs))
+    if not aois:
+        raise ValueError(f"--aoi: {path} has no features with a geometry; add polygons to it.")
+    return aois
+
+
+def _pair(text: str, what: str) -> Tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{what}: give two numbers separated by a comma, e.g. 664000,5611120"
+        ) from None
+    return x, y
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m wac_extractor", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every job event")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser("plan", help="write a job table (tracker) for a grid or for AOIs")
+    where = plan.add_argument_group("where: either a grid (the notebook's) or --aoi")
+    where.add_argument("--aoi", type=Path, help="vector file with AOI polygons (any CRS)")
+    where.add_argument("--tile-size", type=float, default=10_000, help="UTM tile size in m for --aoi (default 10000)")
+    where.add_argument("--grid-origin", type=lambda t: _pair(t, "--grid-origin"), help="west,south of the grid")
+    where.add_argument("--crs", default="EPSG:32631", help="CRS of the grid (default EPSG:32631)")
+    where.add_argument("--window", type=float, default=10_000, help="grid window size in m")
+    where.add_argument("--gap", type=float, default=10_000, help="gap between grid windows in m")
+    where.add_argument("--rows", type=int, default=2)
+    where.add_argument("--cols", type=int, default=2)
+    when = plan.add_argument_group("when and what")
+    when.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    ends = when.add_mutually_exclusive_group(required=True)
+    ends.add_argument("--end", help="day after the last day, YYYY-MM-DD (exclusive)")
+    ends.add_argument("--months", type=int, help="length of the period in months")
+    when.add_argument("--window-months", type=int, default=3, help="months per job (default 3)")
+    when.add_argument("--sensors", default="s1,s2", help="s1, s2 or s1,s2 (default)")
+    when.add_argument("--max-cloud-cover", type=float, default=85, help="Sentinel-2 scene cloud limit in %%")
+    when.add_argument("--max-jobs", type=int, default=5_000, help="refuse plans with more jobs (default 5000)")
+    plan.add_argument("--out", type=Path, required=True, help="tracker to write: .gpkg or .csv")
+
+    run = sub.add_parser("run", help="run a tracker's jobs to completion (resumes)")
+    run.add_argument("--jobs", type=Path, required=True, help="tracker (.gpkg or .csv)")
+    run.add_argument("--backend", action="append", help=f"backend URL (repeatable; default {CDSE_URL})")
+    run.add_argument("--parallel", type=int, action="append", help="parallel jobs per backend (default 2)")
+    run.add_argument("--output", type=Path, required=True, help="folder for results (<output>/<job id>/)")
+    run.add_argument("--auth", choices=AUTH_METHODS, default="oidc", help="default oidc")
+    run.add_argument("--username", help="user for --auth basic (password: WAC_PASSWORD or prompt)")
+    run.add_argument("--poll", type=float, default=10.0, help="seconds between status polls (default 10)")
+
+    status = sub.add_parser("status", help="counts per status and the failed jobs of a tracker")
+    status.add_argument("--jobs", type=Path, required=True)
+    return parser
+
+
+def command_plan(args) -> int:
+    request = PlanRequest(
+        start_date=args.start,
+        end_date=args.end or add_months(parse_date(args.start, "--start"), args.months).isoformat(),
+        sensors=[s for s in args.sensors.split(",") if s.strip()],
+        max_cloud_cover=args.max_cloud_cover,
+        window_months=args.window_months,
+        max_jobs=args.max_jobs,
+    )
+    if args.aoi:
+        table = plan_aois(request, read_aoi_file(args.aoi), tile_size=args.tile_size)
+    else:
+        if args.grid_origin is None:
+            raise ValueError("plan: give either --aoi FILE or --grid-origin WEST,SOUTH.")
+        west, south = args.grid_origin
+        table = plan_grid(request, west, south, args.crs, args.window, args.gap, args.rows, args.cols)
+    create_tracker(args.out, table)
+    print(f"{summarize(table)} -> {args.out}")
+    return 0
+
+
+def command_run(args) -> int:
+    urls = args.backend or [CDSE_URL]
+    parallel = args.parallel or []
+    if len(parallel) > len(urls):
+        raise ValueError("--parallel: given more often than --backend; give one --parallel per --backend.")
+    password = None
+    if args.auth == "basic":
+        password = os.environ.get("WAC_PASSWORD")
+        if password is None:
+            password = getpass.getpass(f"Password for {args.username}: ")
+    backends = []
+    for i, url in enumerate(urls):
+        spec = BackendSpec(url=url, parallel_jobs=parallel[i] if i < len(parallel) else 2)
+        backends.append((spec, lambda url=url: connect(url, args.auth, args.username, password)))
+    tracker = open_tracker(args.jobs)
+    if not tracker.exists():
+        raise ValueError(f"--jobs: {args.jobs} does not exist; make it first with 'plan --out {args.jobs}'.")
+
+    def progress(p: RunProgress) -> None:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+        print(f"[{p.done}/{p.total} done] {counts}; downloaded {p.downloaded}", flush=True)
+
+    def event(e: JobEvent) -> None:
+        if e.status in ("error", "download_failed", "skipped"):
+            print(f"  job {e.index} {e.title}: {e.status}: {e.message}", flush=True)
+
+    runner = ExtractionRunner(tracker, args.output, backends, poll_interval=args.poll, on_progress=progress,
+                              on_event=event)  # fmt: skip
+    try:
+        summary = runner.run()
+    except KeyboardInterrupt:
+        runner.cancel()
+        print("interrupted: the tracker keeps every job; run the same command again to resume.")
+        return 130
+    print(f"done in {summary.seconds:.0f}s: {summary.counts}; {summary.downloaded} results downloaded and checked")
+    return 0 if not summary.downloads_failed and set(summary.counts) <= {"finished"} else 1
+
+
+def command_status(args) -> int:
+    tracker = open_tracker(args.jobs)
+    if not tracker.exists():
+        raise ValueError(f"--jobs: {args.jobs} does not exist.")
+    counts = tracker.count_by_status()
+    print(
+        ", ".join(f"{status}: {count}" for status, count in sorted(counts.items())) + f" (total {sum(counts.values())})"
+    )
+    for row in iter_failed(tracker):
+        message = row.get("error_message") if isinstance(row.get("error_message"), str) else ""
+        print(f"  {row.name}\t{row.get('status')}\t{row.get('id') or '-'}\t{row.get('title')}\t{message}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
+    commands = {"plan": command_plan, "run": command_run, "status": command_status}
+    try:
+        return commands[args.command](args)
+    except (ValueError, TrackerError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
