@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from osgeo import gdal, osr
 
 from wac_extractor.core.connect import connect
