@@ -43,8 +43,9 @@ def test_plan_reproduces_the_notebook_grid(tmp_path, name):
 
 def test_plan_from_an_aoi_file(tmp_path):
     aoi = tmp_path / "aoi.geojson"
-    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-        "geometry": {"type": "Polygon", "coordinates": [[[4.3, 50.8], [4.45, 50.8], [4.45, 50.9], [4.3, 50.8]]]}}]}))  # fmt: skip
+    polygon = {"type": "Polygon", "coordinates": [[[4.3, 50.8], [4.45, 50.8], [4.45, 50.9], [4.3, 50.8]]]}
+    feature = {"type": "Feature", "properties": {}, "geometry": polygon}
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
     result = cli("plan", "--aoi", str(aoi), "--start", "2023-01-01", "--end", "2023-03-01", "--window-months", "1",
                  "--sensors", "s2", "--out", str(tmp_path / "jobs.gpkg"))  # fmt: skip
     assert result.returncode == 0, result.stderr
