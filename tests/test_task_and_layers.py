@@ -1,0 +1,104 @@
+"""The QgsTask runs the runner in the background; finished results load as styled, time-aware layers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject, QgsTask
+from qgis.PyQt.QtCore import QObject, pyqtSlot
+
+from wac_extractor.core.connect import connect
+from wac_extractor.core.runner import BackendSpec
+from wac_extractor.core.tracker import create_tracker
+from wac_extractor.layers import SENSOR_GROUPS, ResultLoader
+from wac_extractor.task import ExtractionTask
+
+from .test_runner import notebook_jobs
+
+
+class Receiver(QObject):
+    """Lives in the main thread, so the task's signals arrive queued, as in the dock."""
+
+    def __init__(self, loader: ResultLoader):
+        super().__init__()
+        self.loader = loader
+        self.layers = []
+        self.events = []
+        self.summary = None
+        self.done = False
+
+    @pyqtSlot(object, object)
+    def on_composites(self, index, composites):
+        self.layers += self.loader.add(composites, tile_label=f"job {index}")
+
+    @pyqtSlot(object)
+    def on_event(self, event):
+        self.events.append(event)
+
+    @pyqtSlot(object)
+    def on_finished(self, summary):
+        self.summary, self.done = summary, True
+
+    @pyqtSlot(str)
+    def on_failed(self, message):
+        self.done = True
+
+
+def start_task(backend, tmp_path, jobs):
+    tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
+    spec = BackendSpec(url=backend.url, parallel_jobs=2)
+    task = ExtractionTask("WAC Extractor test run", tracker, tmp_path / "out",
+                          [(spec, lambda: connect(backend.url, "basic", "demo", "demo"))], poll_interval=0.3)  # fmt: skip
+    receiver = Receiver(ResultLoader("WAC test run", QgsProject.instance()))
+    task.composites_ready.connect(receiver.on_composites)
+    task.job_event.connect(receiver.on_event)
+    task.run_finished.connect(receiver.on_finished)
+    task.run_failed.connect(receiver.on_failed)
+    QgsApplication.taskManager().addTask(task)
+    return task, receiver
+
+
+def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_new_project, qtbot):
+    task, receiver = start_task(backend, tmp_path, notebook_jobs().iloc[:2])  # one tile, S1 and S2
+    qtbot.waitUntil(lambda: receiver.done, timeout=120_000)
+    assert task.status() == QgsTask.Complete
+    assert receiver.summary.counts == {"finished": 2} and receiver.summary.downloaded == 2
+
+    root = QgsProject.instance().layerTreeRoot().findGroup("WAC test run")
+    assert root is not None
+    assert sorted(g.name() for g in root.children()) == sorted(SENSOR_GROUPS.values())
+    for sentinel in (1, 2):
+        sensor_group = root.findGroup(SENSOR_GROUPS[sentinel])
+        assert [g.name() for g in sensor_group.children()] == ["2023-01", "2023-02", "2023-03"]
+    assert len(receiver.layers) == 6
+    for layer in receiver.layers:
+        assert layer.isValid() and layer.bandCount() == 3
+        renderer = layer.renderer()
+        assert isinstance(renderer, QgsMultiBandColorRenderer)
+        assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+        temporal = layer.temporalProperties()
+        assert temporal.isActive()
+        month = layer.name().split()[1]
+        assert temporal.fixedTemporalRange().begin().toString("yyyy-MM") == month
+    s2 = [layer for layer in receiver.layers if layer.name().startswith("S2")]
+    assert [s2[0].dataProvider().generateBandName(i) for i in (1, 2, 3)] and s2[0].source().endswith(".vrt")
+    assert "B04" in open(s2[0].source()).read().split("<VRTRasterBand")[1]  # red = B04
+    assert s2[0].dataProvider().bandStatistics(1).mean > 100  # reflectance, clouds masked
+
+
+def test_cancel_from_the_task_manager_stops_the_run(backend, tmp_path, qgis_new_project, qtbot):
+    backend.configure(run_seconds=[60, 60])
+    task, receiver = start_task(backend, tmp_path, notebook_jobs())
+    qtbot.waitUntil(lambda: any(j["status"] == "running" for j in backend.jobs()), timeout=30_000)
+    cancelled_at = time.monotonic()
+    task.cancel()
+    qtbot.waitUntil(lambda: receiver.done, timeout=10_000)
+    assert time.monotonic() - cancelled_at < 5
+    assert receiver.summary is not None and receiver.summary.cancelled
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_tasks(qgis_app):
+    yield
+    QgsApplication.taskManager().cancelAll()

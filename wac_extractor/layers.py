@@ -1,0 +1,95 @@
+"""Results as styled, time-aware QGIS layers, grouped by run, sensor and month."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+from qgis.core import (
+    QgsContrastEnhancement,
+    QgsDateTimeRange,
+    QgsLayerTreeGroup,
+    QgsMultiBandColorRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterLayerTemporalProperties,
+)
+from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime
+
+from .core.composites import MonthComposite
+
+SENSOR_GROUPS = {1: "Sentinel-1 (VV, VH, VV/VH)", 2: "Sentinel-2 true colour"}
+# Display ranges: S2 reflectance DN 0..2500 (a bright-enough true colour), S1 backscatter in dB.
+STRETCH = {2: [(0, 2500)] * 3, 1: [(-20, 0), (-28, -8), (0, 15)]}
+
+
+def _stretch(renderer: QgsMultiBandColorRenderer, layer: QgsRasterLayer, ranges) -> None:
+    for band, (low, high), setter in zip(
+        (1, 2, 3),
+        ranges,
+        (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement, renderer.setBlueContrastEnhancement),
+    ):
+        enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum, True)
+        enhancement.setMinimumValue(low)
+        enhancement.setMaximumValue(high)
+        setter(enhancement)
+
+
+def style_composite(layer: QgsRasterLayer, sentinel: int) -> None:
+    """Three-band colour renderer with a fixed stretch; NaN/NoData stays transparent."""
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
+    _stretch(renderer, layer, STRETCH[int(sentinel)])
+    layer.setRenderer(renderer)
+
+
+def set_month(layer: QgsRasterLayer, composite: MonthComposite) -> None:
+    """Give the layer its month as fixed temporal range, so the temporal controller animates months."""
+    properties = layer.temporalProperties()
+    properties.setIsActive(True)
+    properties.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    start = QDateTime(QDate(composite.start.year, composite.start.month, 1), QTime(0, 0), Qt.UTC)
+    end = QDateTime(QDate(composite.end.year, composite.end.month, 1), QTime(0, 0), Qt.UTC)
+    properties.setFixedTemporalRange(QgsDateTimeRange(start, end, True, False))
+
+
+def composite_layer(composite: MonthComposite, name: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(composite.path), name, "gdal")
+    if not layer.isValid():
+        raise ValueError(f"{composite.path} does not open as a raster layer.")
+    style_composite(layer, composite.sentinel)
+    set_month(layer, composite)
+    return layer
+
+
+def _child_group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
+    group = parent.findGroup(name)
+    return group if group is not None else parent.addGroup(name)
+
+
+class ResultLoader:
+    """Adds month composites to a project under ``<run> / <sensor> / <month>`` groups."""
+
+    def __init__(self, run_name: str, project: Optional[QgsProject] = None):
+        self.project = project or QgsProject.instance()
+        self.run_name = run_name
+
+    def run_group(self) -> QgsLayerTreeGroup:
+        return _child_group(self.project.layerTreeRoot(), self.run_name)
+
+    def month_group(self, sentinel: int, month: str) -> QgsLayerTreeGroup:
+        return _child_group(_child_group(self.run_group(), SENSOR_GROUPS[int(sentinel)]), month)
+
+    def add(self, composites: Iterable[MonthComposite], tile_label: str = "") -> List[QgsRasterLayer]:
+        layers = []
+        for composite in composites:
+            kind = "S2" if composite.sentinel == 2 else "S1"
+            name = f"{kind} {composite.month} {tile_label}".strip()
+            group = self.month_group(composite.sentinel, composite.month)
+            if any(Path(child.layer().source()) == composite.path for child in group.findLayers() if child.layer()):
+                continue  # already loaded (resumed run)
+            layer = composite_layer(composite, name)
+            self.project.addMapLayer(layer, False)
+            group.addLayer(layer)
+            layers.append(layer)
+        return layers

@@ -1,0 +1,90 @@
+"""The background ``QgsTask`` that drives the runner; the UI never waits on the network."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from qgis.core import Qgis, QgsMessageLog, QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from .core.composites import MonthComposite, month_composites
+from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
+from .core.tracker import Tracker
+
+LOG_TAG = "WAC Extractor"
+_log = logging.getLogger(__name__)
+
+
+class ExtractionTask(QgsTask):
+    """Runs a tracker's jobs; reports progress, job events and ready-to-load composites by signal.
+
+    Signals are delivered to the main thread (queued connections), where the dock updates its
+    table and loads layers. Cancel (task manager or dock) stops the runner within seconds.
+    """
+
+    progress_changed = pyqtSignal(object)  # RunProgress
+    job_event = pyqtSignal(object)  # JobEvent
+    composites_ready = pyqtSignal(object, object)  # (job row index, List[MonthComposite])
+    run_finished = pyqtSignal(object)  # RunSummary or None
+    run_failed = pyqtSignal(str)
+
+    def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
+                 poll_interval: float = 10.0, cancel_remote: bool = False):  # fmt: skip
+        super().__init__(description, QgsTask.CanCancel)
+        self.cancel_remote = cancel_remote
+        self.summary: Optional[RunSummary] = None
+        self.error: Optional[str] = None
+        self.runner = ExtractionRunner(
+            tracker,
+            output_dir,
+            backends,
+            poll_interval=poll_interval,
+            on_progress=self._on_progress,
+            on_event=self._on_event,
+        )
+
+    def _on_progress(self, progress: RunProgress) -> None:
+        if progress.total:
+            self.setProgress(100.0 * progress.done / progress.total)
+        self.progress_changed.emit(progress)
+
+    def _on_event(self, event: JobEvent) -> None:
+        self.job_event.emit(event)
+        if event.status == "downloaded":
+            composites = self._composites_for(event.index)
+            if composites:
+                self.composites_ready.emit(event.index, composites)
+        if event.status in ("error", "download_failed", "skipped"):
+            QgsMessageLog.logMessage(f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.Warning)
+
+    def _composites_for(self, index: int) -> List[MonthComposite]:
+        row = self.runner.tracker.get_by_indices([index]).iloc[0]
+        composites = []
+        for relative in json.loads(row.get("result_files") or "[]"):
+            path = self.runner.output_dir / relative
+            if path.suffix == ".nc":
+                composites.extend(month_composites(path, int(row["sentinel"])))
+        return composites
+
+    def run(self) -> bool:
+        try:
+            self.summary = self.runner.run()
+            return not self.summary.cancelled
+        except Exception as exc:  # reported in the message bar; the tracker keeps every job
+            _log.exception("run failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            return False
+
+    def cancel(self) -> None:
+        self.runner.cancel(cancel_remote=self.cancel_remote)
+        super().cancel()
+
+    def finished(self, result: bool) -> None:
+        if self.error:
+            QgsMessageLog.logMessage(f"Run failed: {self.error}", LOG_TAG, Qgis.Critical)
+            self.run_failed.emit(self.error)
+        else:
+            self.run_finished.emit(self.summary)
