@@ -48,8 +48,8 @@ class Receiver(QObject):
 def start_task(backend, tmp_path, jobs):
     tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
     spec = BackendSpec(url=backend.url, parallel_jobs=2)
-    task = ExtractionTask("WAC Extractor test run", tracker, tmp_path / "out",
-                          [(spec, lambda: connect(backend.url, "basic", "demo", "demo"))], poll_interval=0.3)  # fmt: skip
+    backends = [(spec, lambda: connect(backend.url, "basic", "demo", "demo"))]
+    task = ExtractionTask("WAC Extractor test run", tracker, tmp_path / "out", backends, poll_interval=0.3)
     receiver = Receiver(ResultLoader("WAC test run", QgsProject.instance()))
     task.composites_ready.connect(receiver.on_composites)
     task.job_event.connect(receiver.on_event)
