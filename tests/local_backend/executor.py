@@ -63,6 +63,7 @@ class JobContext(threading.local):
 
 
 CONTEXT = JobContext()
+NETCDF_LOCK = threading.Lock()
 
 
 def standard_registry() -> ProcessRegistry:
@@ -184,7 +185,8 @@ def write_netcdf(cube: xr.DataArray, path: Path, epsg: Optional[int]) -> None:
         dataset.t.attrs.update(standard_name="time", axis="T")
     dataset.attrs.update(Conventions="CF-1.9", source="WAC Extractor local openEO backend (synthetic data)")
     temporary = path.with_suffix(".nc.part")
-    dataset.to_netcdf(temporary, engine="netcdf4", encoding=encoding)
+    with NETCDF_LOCK:  # the netCDF-C library is not thread-safe: two jobs writing at once crash it
+        dataset.to_netcdf(temporary, engine="netcdf4", encoding=encoding)
     temporary.replace(path)
 
 

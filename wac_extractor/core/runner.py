@@ -159,6 +159,15 @@ class _WacJobManager(MultiBackendJobManager):
         connection.session.mount("https://", resilient_adapter())
         connection.session.mount("http://", resilient_adapter())
 
+    def _track_statuses(self, job_db, stats=None):
+        # openeo 0.53 swallows a ConnectionError here and then reads unbound results
+        # (UnboundLocalError in _job_update_loop): a backend that is down would end the run.
+        try:
+            return super()._track_statuses(job_db, stats=stats)
+        except requests.exceptions.ConnectionError as exc:
+            _log.warning("backend unreachable while polling job statuses: %s", exc)
+            return [], [], []
+
     def get_job_dir(self, job_id: str) -> Path:
         return self._root_dir / safe_asset_name(job_id)
 

@@ -1,0 +1,101 @@
+"""Drive the dock as a user would: draw an AOI on the canvas, pick settings, run, see layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle, QgsSettings
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QDate, QEvent, QPoint, Qt
+from qgis.PyQt.QtWidgets import QApplication
+
+from wac_extractor.dock import WacDock
+from wac_extractor.layers import SENSOR_GROUPS
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def mouse(canvas, kind, x, y, button=Qt.LeftButton):
+    return QgsMapMouseEvent(canvas, kind, QPoint(round(x), round(y)), button, button, Qt.NoModifier)
+
+
+def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_canvas, qgis_new_project, qtbot):
+    QgsSettings().remove("wac_extractor")  # start from defaults, not from an earlier session's choices
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    qgis_canvas.resize(600, 600)
+    qgis_canvas.setExtent(QgsRectangle(660000, 5605000, 680000, 5625000))
+    dock = WacDock(qgis_iface)
+    dock.resize(420, 900)
+    dock.show()
+
+    # An AOI drawn with the mouse: press, drag, release on the canvas.
+    dock.draw_rect.click()
+    tool = qgis_canvas.mapTool()
+    assert tool is dock.rect_tool
+    to_pixel = qgis_canvas.getCoordinateTransform()
+    corner_a = to_pixel.transform(QgsPointXY(665_000, 5_613_000))
+    corner_b = to_pixel.transform(QgsPointXY(676_000, 5_619_000))
+    middle = to_pixel.transform(QgsPointXY(670_000, 5_616_000))
+    tool.canvasPressEvent(mouse(qgis_canvas, QEvent.MouseButtonPress, corner_a.x(), corner_a.y()))
+    tool.canvasMoveEvent(mouse(qgis_canvas, QEvent.MouseMove, middle.x(), middle.y()))
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, corner_b.x(), corner_b.y()))
+    assert len(dock.aois) == 1 and dock.aoi_list.count() == 1
+    drawn = dock.aois[0].boundingBox()  # EPSG:4326
+    assert 5.3 < drawn.xMinimum() < drawn.xMaximum() < 5.5 and 50.6 < drawn.yMinimum() < drawn.yMaximum() < 50.75
+    label = dock.aoi_list.item(0).text()  # 11 km x 6 km, give or take a pixel (~120 m) per edge
+    assert label.startswith("AOI 1: ") and label.endswith(" km²") and 60 < float(label[7:-4]) < 75
+
+    dock.start_date.setDate(QDate(2023, 1, 1))
+    dock.end_date.setDate(QDate(2023, 4, 1))
+    dock.s1.setChecked(False)
+    dock.s2.setChecked(True)
+    dock.update_preview()
+    assert dock.run_button.isEnabled(), dock.problem.text()
+    assert dock.summary.text().startswith(f"{len(dock.plan)} jobs")
+
+    # Invalid input is shown at the field and blocks Run, with the reason as tooltip.
+    dock.end_date.setDate(QDate(2022, 12, 1))
+    dock.update_preview()
+    assert not dock.run_button.isEnabled()
+    assert "end_date" in dock.run_button.toolTip() and dock.problem.isVisibleTo(dock)
+    dock.end_date.setDate(QDate(2023, 2, 1))
+    dock.window_months.setValue(1)
+    dock.update_preview()
+    assert dock.run_button.isEnabled()
+
+    dock.backend.setEditText(backend.url)
+    dock.auth.setCurrentIndex(1)
+    dock.username.setText("demo")
+    dock.password.setText("demo")
+    dock.output.setFilePath(str(tmp_path / "out"))
+    dock.tracker_file.setFilePath(str(tmp_path / "jobs.gpkg"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    dock.grab().save(str(ARTIFACTS / "dock_before_run.png"))
+    jobs = len(dock.plan)
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
+
+    assert dock.tracker.count_by_status() == {"finished": jobs}
+    assert dock.model.rowCount() == jobs
+    run_group = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
+    s2_group = run_group.findGroup(SENSOR_GROUPS[2])
+    assert [g.name() for g in s2_group.children()] == ["2023-01"]
+    assert len(s2_group.findLayers()) == jobs
+    assert dock.jobs_layer is not None and dock.jobs_layer.featureCount() == jobs
+    assert not dock.password.text() or "demo" not in str(QgsProject.instance().readEntry("wac", "password"))
+    dock.grab().save(str(ARTIFACTS / "dock_after_run.png"))
+    dock.widget().verticalScrollBar().setValue(10_000)
+    dock.grab().save(str(ARTIFACTS / "dock_after_run_jobs.png"))
+    dock.resize(300, 900)
+    QApplication.processEvents()
+    dock.grab().save(str(ARTIFACTS / "dock_narrow.png"))
+    qgis_canvas.setLayers([layer.layer() for layer in s2_group.findLayers()] + [dock.jobs_layer])
+    qgis_canvas.zoomToFullExtent()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_tasks(qgis_app):
+    """A failed test must not leave a running task behind (QGIS would wait for it at exit)."""
+    yield
+    QgsApplication.taskManager().cancelAll()

@@ -1,0 +1,452 @@
+"""The WAC Extractor dock: AOIs, dates, sensors, backend, preview, run and the live job table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import shapely
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCategorizedSymbolRenderer,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFillSymbol,
+    QgsGeometry,
+    QgsMapLayerProxyModel,
+    QgsMessageLog,
+    QgsProject,
+    QgsRendererCategory,
+    QgsSettings,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
+from qgis.PyQt.QtCore import QDate, Qt, QTimer, pyqtSlot
+from qgis.PyQt.QtGui import QColor, QFont, QFontMetrics
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .core.connect import CDSE_URL, connect
+from .core.planning import PlanRequest, plan_aois, summarize
+from .core.runner import BackendSpec
+from .core.tiling import area_km2
+from .core.tracker import create_tracker, open_tracker
+from .job_model import STATUS_COLOURS, JobTableModel
+from .layers import ResultLoader
+from .maptools import PolygonTool, RectangleTool
+from .task import LOG_TAG, ExtractionTask
+
+SETTINGS = "wac_extractor/"
+CDSE_LABEL = "Copernicus Data Space Ecosystem"
+
+
+def _section(title: str) -> Tuple[QgsCollapsibleGroupBox, QFormLayout]:
+    box = QgsCollapsibleGroupBox(title)
+    form = QFormLayout(box)
+    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    return box, form
+
+
+class WacDock(QgsDockWidget):
+    def __init__(self, iface, parent=None):
+        super().__init__("WAC Extractor", parent)
+        self.setObjectName("WacExtractorDock")
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.aois: List[QgsGeometry] = []  # in EPSG:4326
+        self.plan = None
+        self.task: Optional[ExtractionTask] = None
+        self.tracker = None
+        self.loader: Optional[ResultLoader] = None
+        self.jobs_layer: Optional[QgsVectorLayer] = None
+        self._build()
+        self._load_settings()
+        self.preview_timer = QTimer(self, singleShot=True, interval=300, timeout=self.update_preview)
+        changes = (
+            self.start_date.dateChanged,
+            self.end_date.dateChanged,
+            self.window_months.valueChanged,
+            self.s1.toggled,
+            self.s2.toggled,
+            self.cloud.valueChanged,
+            self.tile_km.valueChanged,
+        )
+        for signal in changes:
+            signal.connect(self.schedule_preview)
+        self.update_preview()
+
+    # --- layout --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QWidget()
+        layout = QVBoxLayout(body)
+
+        aoi_box, aoi_form = _section("Areas of interest")
+        buttons = QGridLayout()
+        self.draw_rect = QPushButton("Draw rectangle", toolTip="Drag a rectangle on the map (Esc cancels)")
+        self.draw_poly = QPushButton("Draw polygon", toolTip="Click vertices, right-click to finish (Esc cancels)")
+        self.from_extent = QPushButton("Map extent", toolTip="Use the current map extent as AOI")
+        self.from_selection = QPushButton("Selected features", toolTip="Add the selected polygons of the layer below")
+        for number, button in enumerate((self.draw_rect, self.draw_poly, self.from_extent, self.from_selection)):
+            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            buttons.addWidget(button, number // 2, number % 2)
+        aoi_form.addRow(buttons)
+        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.layer_combo.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        aoi_form.addRow("Layer", self.layer_combo)
+        self.aoi_list = QListWidget()
+        self.aoi_list.setMaximumHeight(90)
+        aoi_form.addRow(self.aoi_list)
+        edit = QHBoxLayout()
+        self.remove_aoi = QPushButton("Remove")
+        self.clear_aois = QPushButton("Clear all")
+        edit.addWidget(self.remove_aoi)
+        edit.addWidget(self.clear_aois)
+        edit.addStretch(1)
+        aoi_form.addRow(edit)
+        layout.addWidget(aoi_box)
+
+        time_box, time_form = _section("Time and sensors")
+        self.start_date = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
+        self.end_date = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
+        self.window_months = QSpinBox(minimum=1, maximum=24, toolTip="Months per job; composites are monthly")
+        time_form.addRow("Start", self.start_date)
+        time_form.addRow("End (exclusive)", self.end_date)
+        time_form.addRow("Months per job", self.window_months)
+        self.s1 = QCheckBox("Sentinel-1 monthly mosaic (VV, VH)")
+        self.s2 = QCheckBox("Sentinel-2 L2A monthly median")
+        time_form.addRow(self.s1)
+        time_form.addRow(self.s2)
+        cloud_row = QHBoxLayout()
+        self.cloud = QSlider(Qt.Horizontal, minimum=0, maximum=100)
+        self.cloud_label = QLabel(minimumWidth=QFontMetrics(QFont()).horizontalAdvance("100 %") + 4)
+        self.cloud.valueChanged.connect(lambda v: self.cloud_label.setText(f"{v} %"))
+        cloud_row.addWidget(self.cloud, 1)
+        cloud_row.addWidget(self.cloud_label)
+        time_form.addRow("Max cloud cover", cloud_row)
+        self.tile_km = QSpinBox(minimum=1, maximum=100, suffix=" km")
+        time_form.addRow("Tile size", self.tile_km)
+        layout.addWidget(time_box)
+
+        backend_box, backend_form = _section("Backend and output")
+        self.backend = QComboBox(editable=True)
+        self.backend.addItem(CDSE_LABEL, CDSE_URL)
+        self.backend.setToolTip("Copernicus Data Space Ecosystem, or type the URL of another openEO backend")
+        backend_form.addRow("Backend", self.backend)
+        self.auth = QComboBox()
+        self.auth.addItems(["OpenID Connect", "Basic (user/password)"])
+        backend_form.addRow("Sign in", self.auth)
+        self.username = QLineEdit(placeholderText="user name (basic)")
+        self.password = QLineEdit(placeholderText="password (not stored)", echoMode=QLineEdit.Password)
+        backend_form.addRow("User", self.username)
+        backend_form.addRow("Password", self.password)
+        self.parallel = QSpinBox(minimum=1, maximum=50, toolTip="CDSE allows 2 parallel jobs for standard users")
+        backend_form.addRow("Parallel jobs", self.parallel)
+        self.output = QgsFileWidget(storageMode=QgsFileWidget.GetDirectory)
+        backend_form.addRow("Output folder", self.output)
+        self.tracker_file = QgsFileWidget(storageMode=QgsFileWidget.SaveFile, filter="GeoPackage (*.gpkg);;CSV (*.csv)")
+        self.tracker_file.setToolTip("A new file starts a run; an existing tracker is resumed")
+        backend_form.addRow("Job tracker", self.tracker_file)
+        layout.addWidget(backend_box)
+
+        self.summary = QLabel(wordWrap=True)
+        self.problem = QLabel(wordWrap=True)
+        self.problem.setStyleSheet("color: #c62828;")
+        layout.addWidget(self.summary)
+        layout.addWidget(self.problem)
+        run_row = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel", enabled=False)
+        run_row.addWidget(self.run_button, 1)
+        run_row.addWidget(self.cancel_button)
+        layout.addLayout(run_row)
+        self.progress = QProgressBar(textVisible=True, value=0)
+        layout.addWidget(self.progress)
+
+        self.model = JobTableModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumHeight(140)
+        layout.addWidget(self.table, 1)
+
+        for widget in (self.backend, self.auth, self.output, self.tracker_file, self.start_date, self.end_date):
+            widget.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+        self.rect_tool = RectangleTool(self.canvas)
+        self.poly_tool = PolygonTool(self.canvas)
+        self.rect_tool.aoi_drawn.connect(self.add_canvas_geometry)
+        self.poly_tool.aoi_drawn.connect(self.add_canvas_geometry)
+        self.draw_rect.clicked.connect(lambda: self.canvas.setMapTool(self.rect_tool))
+        self.draw_poly.clicked.connect(lambda: self.canvas.setMapTool(self.poly_tool))
+        self.from_extent.clicked.connect(lambda: self.add_canvas_geometry(QgsGeometry.fromRect(self.canvas.extent())))
+        self.from_selection.clicked.connect(self.add_selected_features)
+        self.remove_aoi.clicked.connect(self.remove_selected_aoi)
+        self.clear_aois.clicked.connect(self.clear_all_aois)
+        self.run_button.clicked.connect(self.start_run)
+        self.cancel_button.clicked.connect(self.cancel_run)
+        self.auth.currentIndexChanged.connect(self._auth_changed)
+        self.tile_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.tile_band.setStrokeColor(QColor(30, 90, 200, 220))
+        self.tile_band.setFillColor(QColor(30, 90, 200, 30))
+        self.aoi_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.aoi_band.setStrokeColor(QColor(255, 120, 0, 230))
+        self.aoi_band.setFillColor(QColor(255, 120, 0, 40))
+        self.aoi_band.setWidth(2)
+
+    def _auth_changed(self) -> None:
+        basic = self.auth.currentIndex() == 1
+        self.username.setEnabled(basic)
+        self.password.setEnabled(basic)
+
+    # --- settings ------------------------------------------------------------------------------
+    def _load_settings(self) -> None:
+        s = QgsSettings()
+        self.start_date.setDate(QDate.fromString(s.value(SETTINGS + "start", "2023-01-01"), "yyyy-MM-dd"))
+        self.end_date.setDate(QDate.fromString(s.value(SETTINGS + "end", "2023-04-01"), "yyyy-MM-dd"))
+        self.window_months.setValue(int(s.value(SETTINGS + "window_months", 3)))
+        self.s1.setChecked(s.value(SETTINGS + "s1", True, type=bool))
+        self.s2.setChecked(s.value(SETTINGS + "s2", True, type=bool))
+        self.cloud.setValue(int(s.value(SETTINGS + "cloud", 85)))
+        self.cloud_label.setText(f"{self.cloud.value()} %")
+        self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
+        self.parallel.setValue(int(s.value(SETTINGS + "parallel", 2)))
+        url = s.value(SETTINGS + "backend", CDSE_URL)
+        if url != CDSE_URL:
+            self.backend.setEditText(url)
+        self.auth.setCurrentIndex(int(s.value(SETTINGS + "auth", 0)))
+        self.username.setText(s.value(SETTINGS + "username", ""))
+        self.output.setFilePath(s.value(SETTINGS + "output", str(Path.home() / "wac_extractor")))
+        self.tracker_file.setFilePath(s.value(SETTINGS + "tracker", ""))
+        self._auth_changed()
+
+    def save_settings(self) -> None:
+        s = QgsSettings()
+        s.setValue(SETTINGS + "start", self.start_date.date().toString("yyyy-MM-dd"))
+        s.setValue(SETTINGS + "end", self.end_date.date().toString("yyyy-MM-dd"))
+        values = {
+            "window_months": self.window_months.value(),
+            "s1": self.s1.isChecked(),
+            "s2": self.s2.isChecked(),
+            "cloud": self.cloud.value(),
+            "tile_km": self.tile_km.value(),
+            "parallel": self.parallel.value(),
+            "backend": self.backend_url(),
+            "auth": self.auth.currentIndex(),
+            "username": self.username.text(),
+            "output": self.output.filePath(),
+            "tracker": self.tracker_file.filePath(),
+        }
+        for key, value in values.items():  # never the password
+            s.setValue(SETTINGS + key, value)
+
+    # --- AOIs ----------------------------------------------------------------------------------
+    def _to_wgs84(self, geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> QgsGeometry:
+        geometry = QgsGeometry(geometry)
+        transform = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+        geometry.transform(transform)
+        return geometry
+
+    @pyqtSlot(QgsGeometry)
+    def add_canvas_geometry(self, geometry: QgsGeometry) -> None:
+        self.add_aoi(self._to_wgs84(geometry, self.canvas.mapSettings().destinationCrs()))
+
+    def add_selected_features(self) -> None:
+        layer = self.layer_combo.currentLayer()
+        if layer is None or layer.selectedFeatureCount() == 0:
+            self.iface.messageBar().pushMessage(LOG_TAG, "Select polygons in the chosen layer first.", Qgis.Warning, 5)
+            return
+        for feature in layer.selectedFeatures():
+            self.add_aoi(self._to_wgs84(feature.geometry(), layer.crs()))
+
+    def add_aoi(self, geometry_wgs84: QgsGeometry) -> None:
+        self.aois.append(geometry_wgs84)
+        self._refresh_aoi_list()
+
+    def remove_selected_aoi(self) -> None:
+        for item in sorted(self.aoi_list.selectedIndexes(), key=lambda i: -i.row()):
+            del self.aois[item.row()]
+        self._refresh_aoi_list()
+
+    def clear_all_aois(self) -> None:
+        self.aois.clear()
+        self._refresh_aoi_list()
+
+    def _refresh_aoi_list(self) -> None:
+        self.aoi_list.clear()
+        self.aoi_band.reset(QgsWkbTypes.PolygonGeometry)
+        for number, geometry in enumerate(self.aois, start=1):
+            try:
+                area = f"{area_km2([(shapely.from_wkt(geometry.asWkt()), 4326)]):,.1f} km²"
+            except Exception:
+                area = "invalid"
+            self.aoi_list.addItem(f"AOI {number}: {area}")
+            self.aoi_band.addGeometry(geometry, QgsCoordinateReferenceSystem("EPSG:4326"))
+        self.schedule_preview()
+
+    # --- preview -------------------------------------------------------------------------------
+    def schedule_preview(self, *args) -> None:
+        self.preview_timer.start()
+
+    def request(self) -> PlanRequest:
+        sensors = [n for n, box in ((1, self.s1), (2, self.s2)) if box.isChecked()]
+        return PlanRequest(self.start_date.date().toString("yyyy-MM-dd"), self.end_date.date().toString("yyyy-MM-dd"),
+                           sensors, self.cloud.value(), self.window_months.value())  # fmt: skip
+
+    def update_preview(self) -> None:
+        self.cloud.setEnabled(self.s2.isChecked())
+        self.tile_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.plan = None
+        tracker_path = self.tracker_file.filePath()
+        if tracker_path and Path(tracker_path).exists():
+            return self._show_problem("", summary=f"Existing tracker: Run resumes {Path(tracker_path).name}.")
+        try:
+            if not self.aois:
+                raise ValueError("Add at least one area of interest (draw, select or use the map extent).")
+            aois = [(shapely.from_wkt(g.asWkt()), 4326) for g in self.aois]
+            self.plan = plan_aois(self.request(), aois, tile_size=self.tile_km.value() * 1000)
+        except ValueError as exc:
+            return self._show_problem(str(exc))
+        summary = summarize(self.plan)
+        total_area = area_km2([(shapely.from_wkt(g.asWkt()), 4326) for g in self.aois])
+        for wkt in self.plan.drop_duplicates("tile_id")["geometry"]:
+            self.tile_band.addGeometry(QgsGeometry.fromWkt(wkt), QgsCoordinateReferenceSystem("EPSG:4326"))
+        self._show_problem("", summary=f"{summary}; AOIs {total_area:,.1f} km².")
+
+    def _show_problem(self, problem: str, summary: str = "") -> None:
+        self.problem.setText(problem)
+        self.problem.setVisible(bool(problem))
+        self.summary.setText(summary)
+        running = self.task is not None
+        self.run_button.setEnabled(not problem and not running)
+        self.run_button.setToolTip(problem or ("A run is in progress" if running else "Start the jobs"))
+
+    # --- run -----------------------------------------------------------------------------------
+    def backend_url(self) -> str:
+        text = self.backend.currentText().strip()
+        return CDSE_URL if text in ("", CDSE_LABEL) else text
+
+    def _connect_factory(self):
+        url, basic = self.backend_url(), self.auth.currentIndex() == 1
+        username, password = self.username.text(), self.password.text()
+        if basic:
+            return lambda: connect(url, "basic", username, password)
+        return lambda: connect(url, "oidc")
+
+    def start_run(self) -> None:
+        output = self.output.filePath()
+        tracker_path = self.tracker_file.filePath() or str(Path(output) / "jobs.gpkg")
+        if not output:
+            return self._show_problem("Choose an output folder.")
+        try:
+            tracker = open_tracker(tracker_path)
+            if not tracker.exists():
+                if self.plan is None:
+                    return self._show_problem("Nothing to run: add an area of interest.")
+                tracker = create_tracker(tracker_path, self.plan)
+            spec = BackendSpec(url=self.backend_url(), parallel_jobs=self.parallel.value())
+        except (ValueError, OSError) as exc:
+            return self._show_problem(str(exc))
+        self.save_settings()
+        self.tracker = tracker
+        self.tracker_file.setFilePath(tracker_path)
+        self.model.set_tracker(tracker)
+        self._add_jobs_layer(tracker_path)
+        self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
+        self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
+                                   [(spec, self._connect_factory())], poll_interval=5.0)  # fmt: skip
+        self.task.progress_changed.connect(self.on_progress)
+        self.task.composites_ready.connect(self.on_composites)
+        self.task.run_finished.connect(self.on_finished)
+        self.task.run_failed.connect(self.on_failed)
+        self.cancel_button.setEnabled(True)
+        self.run_button.setEnabled(False)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def cancel_run(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _add_jobs_layer(self, tracker_path: str) -> None:
+        if not tracker_path.endswith(".gpkg"):
+            return
+        layer = QgsVectorLayer(f"{tracker_path}|layername=jobs", "WAC job tiles", "ogr")
+        categories = []
+        for status, colour in STATUS_COLOURS.items():
+            symbol = QgsFillSymbol.createSimple({"color": colour.name() + "55", "outline_color": colour.name(),
+                                                 "outline_width": "0.6"})  # fmt: skip
+            categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
+        layer.setRenderer(QgsCategorizedSymbolRenderer("status", categories))
+        QgsProject.instance().addMapLayer(layer)
+        self.jobs_layer = layer
+
+    @pyqtSlot(object)
+    def on_progress(self, progress) -> None:
+        self.progress.setMaximum(max(1, progress.total))
+        self.progress.setValue(progress.done)
+        self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
+        self.model.refresh()
+        if self.jobs_layer is not None:
+            self.jobs_layer.dataProvider().reloadData()
+            self.jobs_layer.triggerRepaint()
+
+    @pyqtSlot(object, object)
+    def on_composites(self, index, composites) -> None:
+        row = self.model.tracker.get_by_indices([index]).iloc[0]
+        self.loader.add(composites, tile_label=str(row.get("tile_id") or index))
+
+    @pyqtSlot(object)
+    def on_finished(self, summary) -> None:
+        self._run_ended()
+        if summary is None:
+            return
+        state = "cancelled" if summary.cancelled else "finished"
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.counts.items()))
+        level = Qgis.Success if not summary.cancelled and set(summary.counts) <= {"finished"} else Qgis.Warning
+        self.iface.messageBar().pushMessage(LOG_TAG, f"Run {state} ({counts}).", level, 8)
+        QgsMessageLog.logMessage(f"Run {state}: {counts}; {summary.downloaded} results loaded", LOG_TAG, Qgis.Info)
+
+    @pyqtSlot(str)
+    def on_failed(self, message: str) -> None:
+        self._run_ended()
+        self.iface.messageBar().pushMessage(LOG_TAG, f"Run failed: {message}. Run again to resume.", Qgis.Critical, 0)
+
+    def _run_ended(self) -> None:
+        self.task = None
+        self.cancel_button.setEnabled(False)
+        self.model.refresh()
+        self.update_preview()
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.tile_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.aoi_band.reset(QgsWkbTypes.PolygonGeometry)
+        super().closeEvent(event)
