@@ -42,6 +42,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-n
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
 	# Only the openEO process specifications (JSON) are needed here, to validate our graphs.
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
+	# Debian's pyproj looks for PROJ's data under sys.prefix, which in a venv is the venv.
+	mkdir -p $(VENV)/share && ln -sfn /usr/share/proj $(VENV)/share/proj
 	# Make the repo importable from anywhere (python -m wac_extractor ...).
 	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wac_extractor_dev.pth"
 	touch $@

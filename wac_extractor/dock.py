@@ -9,17 +9,13 @@ import shapely
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsCategorizedSymbolRenderer,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
-    QgsFillSymbol,
     QgsGeometry,
     QgsMapLayerProxyModel,
     QgsMessageLog,
     QgsProject,
-    QgsRendererCategory,
     QgsSettings,
-    QgsVectorLayer,
     QgsWkbTypes,
 )
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
@@ -53,8 +49,8 @@ from .core.planning import PlanRequest, plan_aois, summarize
 from .core.runner import BackendSpec
 from .core.tiling import area_km2
 from .core.tracker import create_tracker, open_tracker
-from .job_model import STATUS_COLOURS, JobTableModel
-from .layers import ResultLoader
+from .job_model import JobTableModel
+from .layers import ResultLoader, job_tiles_layer
 from .maptools import PolygonTool, RectangleTool
 from .task import LOG_TAG, ExtractionTask
 
@@ -73,6 +69,7 @@ class WacDock(QgsDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__("WAC Extractor", parent)
         self.setObjectName("WacExtractorDock")
+        self.setMinimumWidth(360)
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.aois: List[QgsGeometry] = []  # in EPSG:4326
@@ -80,7 +77,7 @@ class WacDock(QgsDockWidget):
         self.task: Optional[ExtractionTask] = None
         self.tracker = None
         self.loader: Optional[ResultLoader] = None
-        self.jobs_layer: Optional[QgsVectorLayer] = None
+        self.jobs_layer = None
         self._build()
         self._load_settings()
         self.preview_timer = QTimer(self, singleShot=True, interval=300, timeout=self.update_preview)
@@ -396,17 +393,9 @@ class WacDock(QgsDockWidget):
             self.task.cancel()
 
     def _add_jobs_layer(self, tracker_path: str) -> None:
-        if not tracker_path.endswith(".gpkg"):
-            return
-        layer = QgsVectorLayer(f"{tracker_path}|layername=jobs", "WAC job tiles", "ogr")
-        categories = []
-        for status, colour in STATUS_COLOURS.items():
-            symbol = QgsFillSymbol.createSimple({"color": colour.name() + "55", "outline_color": colour.name(),
-                                                 "outline_width": "0.6"})  # fmt: skip
-            categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
-        layer.setRenderer(QgsCategorizedSymbolRenderer("status", categories))
-        QgsProject.instance().addMapLayer(layer)
-        self.jobs_layer = layer
+        if tracker_path.endswith(".gpkg"):
+            self.jobs_layer = job_tiles_layer(Path(tracker_path))
+            QgsProject.instance().addMapLayer(self.jobs_layer)
 
     @pyqtSlot(object)
     def on_progress(self, progress) -> None:

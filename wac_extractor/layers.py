@@ -6,17 +6,22 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
     QgsContrastEnhancement,
     QgsDateTimeRange,
+    QgsFillSymbol,
     QgsLayerTreeGroup,
     QgsMultiBandColorRenderer,
     QgsProject,
     QgsRasterLayer,
     QgsRasterLayerTemporalProperties,
+    QgsRendererCategory,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime
 
 from .core.composites import MonthComposite
+from .job_model import STATUS_COLOURS
 
 SENSOR_GROUPS = {1: "Sentinel-1 (VV, VH, VV/VH)", 2: "Sentinel-2 true colour"}
 # Display ranges: S2 reflectance DN 0..2500 (a bright-enough true colour), S1 backscatter in dB.
@@ -93,3 +98,15 @@ class ResultLoader:
             group.addLayer(layer)
             layers.append(layer)
         return layers
+
+
+def job_tiles_layer(tracker_path: Path, name: str = "WAC job tiles") -> QgsVectorLayer:
+    """The tracker GeoPackage itself as a layer, coloured by job status."""
+    layer = QgsVectorLayer(f"{tracker_path}|layername=jobs", name, "ogr")
+    categories = []
+    for status, colour in STATUS_COLOURS.items():
+        fill = f"{colour.red()},{colour.green()},{colour.blue()},50"  # QGIS reads "#RRGGBBAA" as ARGB: use r,g,b,a
+        symbol = QgsFillSymbol.createSimple({"color": fill, "outline_color": colour.name(), "outline_width": "0.6"})
+        categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("status", categories))
+    return layer

@@ -1,0 +1,69 @@
+"""Load a whole run into a project and render it to an image (demo, reports, headless use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence
+
+from qgis.core import QgsMapLayer, QgsMapRendererParallelJob, QgsMapSettings, QgsProject, QgsRectangle
+from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
+
+from .core.composites import MonthComposite
+from .layers import ResultLoader, job_tiles_layer
+
+
+def load_run(name: str, tracker_path: Path, composites: Sequence[MonthComposite]) -> List[QgsMapLayer]:
+    """Job tiles on top, then the month composites grouped by sensor and month."""
+    project = QgsProject.instance()
+    tiles = job_tiles_layer(tracker_path)
+    project.addMapLayer(tiles)
+    layers = ResultLoader(name, project).add(composites, tile_label=name)
+    return [tiles] + layers
+
+
+def save_project(path: Path) -> None:
+    if not QgsProject.instance().write(str(path)):
+        raise OSError(f"could not write the QGIS project {path}")
+
+
+def _render(layers: Sequence[QgsMapLayer], extent: QgsRectangle, size: QSize) -> QImage:
+    """Render ``layers`` (first on top) in the CRS of the first one; ``extent`` is in that CRS."""
+    settings = QgsMapSettings()
+    settings.setLayers(list(layers))
+    settings.setDestinationCrs(layers[0].crs())
+    settings.setExtent(extent)
+    settings.setOutputSize(size)
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    return job.renderedImage()
+
+
+def render_map(layers: Sequence[QgsMapLayer], path: Path, panel: QSize = QSize(800, 800)) -> Path:
+    """One panel per sensor (first month, all tiles) over the job tiles, side by side, with titles."""
+    tiles, composites = layers[0], layers[1:]
+    panels = []
+    for sensor, title in (("S2", "Sentinel-2 true colour"), ("S1", "Sentinel-1 VV / VH / VV-VH")):
+        mine = [layer for layer in composites if layer.name().split()[0] == sensor]
+        if not mine:
+            continue
+        month = min(layer.name().split()[1] for layer in mine)
+        shown = [layer for layer in mine if layer.name().split()[1] == month]
+        extent = QgsRectangle()
+        for layer in shown:
+            extent.combineExtentWith(layer.extent())
+        extent.scale(1.08)
+        panels.append((f"{title}, {month}", _render(shown + [tiles], extent, panel)))  # tiles below
+    header = 40
+    image = QImage(panel.width() * max(1, len(panels)), panel.height() + header, QImage.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.setFont(QFont("Sans", 16))
+    for number, (title, picture) in enumerate(panels):
+        painter.drawText(number * panel.width() + 12, 28, title)
+        painter.drawImage(number * panel.width(), header, picture)
+    painter.end()
+    image.save(str(path))
+    return path
