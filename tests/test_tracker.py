@@ -111,3 +111,14 @@ def test_csv_write_is_atomic(tmp_path, jobs, monkeypatch):
         tracker.update_row(0, status="queued")
     assert (tmp_path / "jobs.csv").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["jobs.csv"]
+
+
+@pytest.mark.parametrize("name", ["jobs.gpkg", "jobs.csv"])
+def test_reset_job_makes_it_plannable_again(tmp_path, jobs, name):
+    tracker = create_tracker(tmp_path / name, jobs)
+    tracker.update_row(2, status="error", id="j-2", backend_name="cdse", error_message="out of memory")
+    tracker.reset_job(2)
+    row = open_tracker(tmp_path / name).get_by_indices([2]).iloc[0]
+    assert row["status"] == "not_started"
+    assert all(pd.isna(row[c]) for c in ("id", "backend_name", "error_message"))
+    assert open_tracker(tmp_path / name).count_by_status() == {"not_started": 16}

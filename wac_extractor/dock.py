@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -26,6 +27,8 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateEdit,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -33,6 +36,8 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMenu,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -50,7 +55,7 @@ from .core.runner import BackendSpec
 from .core.tiling import area_km2
 from .core.tracker import create_tracker, open_tracker
 from .job_model import JobTableModel
-from .layers import ResultLoader, job_tiles_layer
+from .layers import ResultLoader, band_layers, job_tiles_layer
 from .maptools import PolygonTool, RectangleTool
 from .task import LOG_TAG, ExtractionTask
 
@@ -166,6 +171,9 @@ class WacDock(QgsDockWidget):
         self.tracker_file = QgsFileWidget(storageMode=QgsFileWidget.SaveFile, filter="GeoPackage (*.gpkg);;CSV (*.csv)")
         self.tracker_file.setToolTip("A new file starts a run; an existing tracker is resumed")
         backend_form.addRow("Job tracker", self.tracker_file)
+        self.mosaics = QCheckBox("Also mosaic the tiles of each month")
+        self.mosaics.setToolTip("One seamless layer per sensor and month (a VRT), besides the per-tile layers")
+        backend_form.addRow(self.mosaics)
         layout.addWidget(backend_box)
 
         self.summary = QLabel(wordWrap=True)
@@ -189,6 +197,9 @@ class WacDock(QgsDockWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(140)
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self.job_menu)
+        self.table.doubleClicked.connect(lambda index: self.show_job_log(index.row()))
         layout.addWidget(self.table, 1)
 
         for widget in (self.backend, self.auth, self.output, self.tracker_file, self.start_date, self.end_date):
@@ -235,6 +246,7 @@ class WacDock(QgsDockWidget):
         self.cloud.setValue(int(s.value(SETTINGS + "cloud", 85)))
         self.cloud_label.setText(f"{self.cloud.value()} %")
         self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
+        self.mosaics.setChecked(s.value(SETTINGS + "mosaics", False, type=bool))
         self.parallel.setValue(int(s.value(SETTINGS + "parallel", 2)))
         url = s.value(SETTINGS + "backend", CDSE_URL)
         if url != CDSE_URL:
@@ -255,6 +267,7 @@ class WacDock(QgsDockWidget):
             "s2": self.s2.isChecked(),
             "cloud": self.cloud.value(),
             "tile_km": self.tile_km.value(),
+            "mosaics": self.mosaics.isChecked(),
             "parallel": self.parallel.value(),
             "backend": self.backend_url(),
             "auth": self.auth.currentIndex(),
@@ -379,9 +392,11 @@ class WacDock(QgsDockWidget):
         self._add_jobs_layer(tracker_path)
         self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
-                                   [(spec, self._connect_factory())], poll_interval=5.0)  # fmt: skip
+                                   [(spec, self._connect_factory())], poll_interval=5.0,
+                                   build_mosaics=self.mosaics.isChecked())  # fmt: skip
         self.task.progress_changed.connect(self.on_progress)
         self.task.composites_ready.connect(self.on_composites)
+        self.task.mosaics_ready.connect(self.on_mosaics)
         self.task.run_finished.connect(self.on_finished)
         self.task.run_failed.connect(self.on_failed)
         self.cancel_button.setEnabled(True)
@@ -411,6 +426,96 @@ class WacDock(QgsDockWidget):
     def on_composites(self, index, composites) -> None:
         row = self.model.tracker.get_by_indices([index]).iloc[0]
         self.loader.add(composites, tile_label=str(row.get("tile_id") or index))
+
+    @pyqtSlot(object)
+    def on_mosaics(self, mosaics) -> None:
+        self.loader.add(mosaics, tile_label="mosaic", mosaic=True)
+
+    # --- job table actions ---------------------------------------------------------------------
+    def job_menu(self, position) -> None:
+        row = self.table.indexAt(position).row()
+        job = self.model.job(row)
+        if job is None:
+            return
+        menu = QMenu(self.table)
+        menu.addAction("Show log / message", lambda: self.show_job_log(row))
+        menu.addAction("Zoom to tile", lambda: self.zoom_to_job(row))
+        retry = menu.addAction("Retry job", lambda: self.retry_job(row))
+        retry.setEnabled(self.can_retry(job))
+        bands = menu.addAction("Add all bands (first month)", lambda: self.add_band_layers(row))
+        bands.setEnabled(job.get("result_status") == "ok")
+        menu.exec_(self.table.viewport().mapToGlobal(position))
+
+    @staticmethod
+    def can_retry(job) -> bool:
+        return (
+            job.get("status") in ("error", "start_failed", "skipped", "canceled")
+            or job.get("result_status") == "failed"
+        )
+
+    def retry_job(self, row: int) -> None:
+        job = self.model.job(row)
+        if job is None or not self.can_retry(job):
+            return
+        self.model.tracker.reset_job(int(job.name))
+        self.model.refresh()
+        QgsMessageLog.logMessage(f"{job.get('title')}: will be created again on the next run", LOG_TAG, Qgis.Info)
+        if self.task is None:
+            self.update_preview()
+
+    def zoom_to_job(self, row: int) -> None:
+        job = self.model.job(row)
+        if job is None or not isinstance(job.get("geometry"), str):
+            return
+        geometry = QgsGeometry.fromWkt(job["geometry"])
+        transform = QgsCoordinateTransform(
+            QgsCoordinateReferenceSystem("EPSG:4326"), self.canvas.mapSettings().destinationCrs(), QgsProject.instance()
+        )
+        geometry.transform(transform)
+        extent = geometry.boundingBox()
+        extent.scale(1.2)
+        self.canvas.setExtent(extent)
+        self.canvas.refresh()
+
+    def job_log_text(self, job) -> str:
+        tracker_path = Path(str(getattr(self.model.tracker, "path", "")))
+        log_file = tracker_path.with_name(tracker_path.stem + "_logs") / f"{job.get('id')}.json"
+        parts = [f"{job.get('title')}\nstatus: {job.get('status')}  job id: {job.get('id') or '-'}"]
+        if isinstance(job.get("error_message"), str):
+            parts.append(job["error_message"])
+        if log_file.exists():
+            parts.append(log_file.read_text())
+        return "\n\n".join(parts)
+
+    def show_job_log(self, row: int) -> None:
+        job = self.model.job(row)
+        if job is None:
+            return
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"Job {job.get('id') or job.name}")
+        layout = QVBoxLayout(dialog)
+        text = QPlainTextEdit(self.job_log_text(job), readOnly=True)
+        layout.addWidget(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout.addWidget(buttons)
+        dialog.resize(640, 400)
+        dialog.show()
+        self._log_dialog = dialog  # keep a reference while it is open
+
+    def add_band_layers(self, row: int) -> None:
+        job = self.model.job(row)
+        if job is None or self.loader is None:
+            return
+        from .core.process_graphs import expected_variables
+
+        for relative in json.loads(job.get("result_files") or "[]"):
+            path = Path(self.output.filePath()) / relative
+            layers = band_layers(path, expected_variables(job["sentinel"]), 1, "first month")
+            group = self.loader.run_group().addGroup(f"Bands {job.get('tile_id')} S{job.get('sentinel')}")
+            for layer in layers:
+                QgsProject.instance().addMapLayer(layer, False)
+                group.addLayer(layer)
 
     @pyqtSlot(object)
     def on_finished(self, summary) -> None:

@@ -85,12 +85,18 @@ class ResultLoader:
     def month_group(self, sentinel: int, month: str) -> QgsLayerTreeGroup:
         return _child_group(_child_group(self.run_group(), SENSOR_GROUPS[int(sentinel)]), month)
 
-    def add(self, composites: Iterable[MonthComposite], tile_label: str = "") -> List[QgsRasterLayer]:
+    def add(
+        self, composites: Iterable[MonthComposite], tile_label: str = "", mosaic: bool = False
+    ) -> List[QgsRasterLayer]:
+        """Add composites under <run>/<sensor>/<month> (or <run>/Mosaics/<sensor> for mosaics)."""
         layers = []
         for composite in composites:
             kind = "S2" if composite.sentinel == 2 else "S1"
             name = f"{kind} {composite.month} {tile_label}".strip()
-            group = self.month_group(composite.sentinel, composite.month)
+            if mosaic:
+                group = _child_group(_child_group(self.run_group(), "Mosaics"), SENSOR_GROUPS[composite.sentinel])
+            else:
+                group = self.month_group(composite.sentinel, composite.month)
             if any(Path(child.layer().source()) == composite.path for child in group.findLayers() if child.layer()):
                 continue  # already loaded (resumed run)
             layer = composite_layer(composite, name)
@@ -110,3 +116,16 @@ def job_tiles_layer(tracker_path: Path, name: str = "WAC job tiles") -> QgsVecto
         categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
     layer.setRenderer(QgsCategorizedSymbolRenderer("status", categories))
     return layer
+
+
+def band_layers(result: Path, variables: Iterable[str], month_index: int, month: str) -> List[QgsRasterLayer]:
+    """Single-band layers of one month of a result NetCDF (``NETCDF:"file":VAR``), grey, NaN transparent."""
+    layers = []
+    for variable in variables:
+        layer = QgsRasterLayer(f'NETCDF:"{result}":{variable}', f"{variable} {month}", "gdal")
+        if layer.isValid():
+            renderer = layer.renderer()
+            if hasattr(renderer, "setGrayBand"):
+                renderer.setGrayBand(month_index)
+            layers.append(layer)
+    return layers

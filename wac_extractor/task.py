@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .core.composites import MonthComposite, month_composites
+from .core.composites import MonthComposite, month_composites, mosaic
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
 
@@ -28,13 +28,15 @@ class ExtractionTask(QgsTask):
     progress_changed = pyqtSignal(object)  # RunProgress
     job_event = pyqtSignal(object)  # JobEvent
     composites_ready = pyqtSignal(object, object)  # (job row index, List[MonthComposite])
+    mosaics_ready = pyqtSignal(object)  # List[MonthComposite], one per sensor, month and UTM zone
     run_finished = pyqtSignal(object)  # RunSummary or None
     run_failed = pyqtSignal(str)
 
     def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
-                 poll_interval: float = 10.0, cancel_remote: bool = False):  # fmt: skip
+                 poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False):  # fmt: skip
         super().__init__(description, QgsTask.CanCancel)
         self.cancel_remote = cancel_remote
+        self.build_mosaics = build_mosaics
         self.summary: Optional[RunSummary] = None
         self.error: Optional[str] = None
         self.runner = ExtractionRunner(
@@ -62,16 +64,40 @@ class ExtractionTask(QgsTask):
 
     def _composites_for(self, index: int) -> List[MonthComposite]:
         row = self.runner.tracker.get_by_indices([index]).iloc[0]
+        return self._row_composites(row)
+
+    def _row_composites(self, row) -> List[MonthComposite]:
         composites = []
         for relative in json.loads(row.get("result_files") or "[]"):
             path = self.runner.output_dir / relative
-            if path.suffix == ".nc":
+            if path.suffix == ".nc" and path.exists():
                 composites.extend(month_composites(path, int(row["sentinel"])))
         return composites
+
+    def _mosaics(self) -> List[MonthComposite]:
+        """One VRT per sensor, month and UTM zone over all finished tiles."""
+        finished = self.runner.tracker.get_by_status(["finished"])
+        groups = {}
+        if "result_status" in finished.columns:
+            finished = finished[finished["result_status"].eq("ok")]
+        for _, row in finished.iterrows():
+            epsg = str(row.get("tile_id") or "").split("_")[0]
+            for composite in self._row_composites(row):
+                groups.setdefault((composite.sentinel, composite.month, epsg), []).append(composite)
+        folder = self.runner.output_dir / "mosaics"
+        folder.mkdir(parents=True, exist_ok=True)
+        mosaics = []
+        for (sentinel, month, epsg), parts in sorted(groups.items()):
+            path = folder / f"S{sentinel}_{month}_{epsg}.vrt"
+            mosaic(parts, path)
+            mosaics.append(MonthComposite(sentinel, month, path, path, 0))
+        return mosaics
 
     def run(self) -> bool:
         try:
             self.summary = self.runner.run()
+            if self.build_mosaics and not self.summary.cancelled:
+                self.mosaics_ready.emit(self._mosaics())
             return not self.summary.cancelled
         except Exception as exc:  # reported in the message bar; the tracker keeps every job
             _log.exception("run failed")

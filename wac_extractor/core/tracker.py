@@ -37,6 +37,19 @@ JSON_COLUMNS = ("spatial_extent", "temporal_extent")
 ACTIVE_STATUSES = ("created", "queued", "queued_for_start", "running")
 PENDING_STATUSES = ("not_started",) + ACTIVE_STATUSES
 SRS_ID = 4326
+# What "retry" writes: the job is planned again, its old remote job and results forgotten.
+RESET_VALUES = {
+    "status": "not_started",
+    "id": None,
+    "backend_name": None,
+    "start_time": None,
+    "running_start_time": None,
+    "job_key": None,
+    "create_requested_at": None,
+    "result_status": None,
+    "result_files": None,
+    "error_message": None,
+}
 
 
 class TrackerError(Exception):
@@ -250,6 +263,10 @@ class GeoPackageTracker(JobDatabaseInterface):
         """Persist a few fields of one job (used for the runner's own bookkeeping)."""
         self.persist(pd.DataFrame([values], index=[index]))
 
+    def reset_job(self, index: int) -> None:
+        """Forget a job's remote state so the next run creates it again (retry)."""
+        self.persist(pd.DataFrame([RESET_VALUES], index=[index]))
+
     def count_by_status(self, statuses: Iterable[str] = ()) -> Dict[str, int]:
         statuses = list(statuses)
         sql = f"SELECT status, COUNT(*) FROM {_quote(TABLE)}"
@@ -376,6 +393,15 @@ class CsvTracker(CsvJobDatabase):
 
     def update_row(self, index: int, **values: Any) -> None:
         self.persist(pd.DataFrame([values], index=[index]))
+
+    def reset_job(self, index: int) -> None:
+        """Forget a job's remote state so the next run creates it again (retry)."""
+        with self._lock:
+            for column, value in RESET_VALUES.items():
+                if column in self.df.columns:
+                    self.df[column] = self.df[column].astype(object)
+                    self.df.at[index, column] = value
+            self._write()
 
     def count_by_status(self, statuses: Iterable[str] = ()) -> dict:
         with self._lock:

@@ -1,0 +1,136 @@
+"""More of what users do in the dock: polygons, layer selections, cancel, resume, retry, mosaics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProject,
+    QgsRectangle,
+    QgsSettings,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QDate, QEvent, Qt
+
+from wac_extractor.dock import WacDock
+from wac_extractor.layers import SENSOR_GROUPS
+
+from .test_dock import mouse
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_canvas, qgis_new_project, backend, tmp_path):
+    QgsSettings().remove("wac_extractor")
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    qgis_canvas.setExtent(QgsRectangle(660000, 5605000, 680000, 5625000))
+    dock = WacDock(qgis_iface)
+    dock.start_date.setDate(QDate(2023, 1, 1))
+    dock.end_date.setDate(QDate(2023, 2, 1))
+    dock.window_months.setValue(1)
+    dock.backend.setEditText(backend.url)
+    dock.auth.setCurrentIndex(1)
+    dock.username.setText("demo")
+    dock.password.setText("demo")
+    dock.output.setFilePath(str(tmp_path / "out"))
+    dock.tracker_file.setFilePath(str(tmp_path / "jobs.gpkg"))
+    yield dock
+    QgsApplication.taskManager().cancelAll()
+
+
+def add_lonlat_layer(*polygons) -> QgsVectorLayer:
+    layer = QgsVectorLayer("Polygon?crs=EPSG:4326", "fields", "memory")
+    features = []
+    for polygon in polygons:
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromWkt(polygon))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def test_polygon_tool_right_click_finishes_and_esc_cancels(dock, qgis_canvas):
+    dock.draw_poly.click()
+    tool = qgis_canvas.mapTool()
+    to_pixel = qgis_canvas.getCoordinateTransform()
+    corners = [to_pixel.transform(QgsPointXY(x, y)) for x, y in [(665e3, 5612e3), (675e3, 5612e3), (670e3, 5620e3)]]
+    for corner in corners:
+        tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, corner.x(), corner.y()))
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, 10, 10, Qt.RightButton))
+    assert len(dock.aois) == 1
+    assert dock.aois[0].type() == 2  # polygon
+    # Esc throws away a polygon that is being drawn
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, corners[0].x(), corners[0].y()))
+    tool.keyPressEvent(type("Key", (), {"key": lambda self: Qt.Key_Escape})())
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, 10, 10, Qt.RightButton))
+    assert len(dock.aois) == 1
+
+
+def test_selected_features_of_a_lonlat_layer_become_aois(dock):
+    layer = add_lonlat_layer(
+        "POLYGON((5.30 50.65, 5.36 50.65, 5.36 50.69, 5.30 50.65))",
+        "POLYGON((5.50 50.70, 5.55 50.70, 5.55 50.74, 5.50 50.74, 5.50 50.70))",
+        "POLYGON((9.0 45.0, 9.1 45.0, 9.1 45.1, 9.0 45.0))",
+    )
+    dock.layer_combo.setLayer(layer)
+    layer.selectByIds([1, 2])
+    dock.from_selection.click()
+    assert dock.aoi_list.count() == 2
+    dock.update_preview()
+    assert {int(t.split("_")[0]) for t in dock.plan["tile_id"]} == {32631}
+    dock.aoi_list.setCurrentRow(0)
+    dock.remove_aoi.click()
+    assert dock.aoi_list.count() == 1
+    dock.clear_aois.click()
+    dock.update_preview()
+    assert not dock.run_button.isEnabled() and "area of interest" in dock.run_button.toolTip()
+
+
+def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, tmp_path):
+    dock.add_aoi(QgsGeometry.fromWkt("POLYGON((5.30 50.65, 5.50 50.65, 5.50 50.75, 5.30 50.75, 5.30 50.65))"))
+    dock.s1.setChecked(False)
+    dock.update_preview()
+    jobs = len(dock.plan)
+    assert jobs >= 2
+    backend.configure(run_seconds=[60, 60])
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: any(j["status"] == "running" for j in backend.jobs()), timeout=30_000)
+    cancelled_at = time.monotonic()
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=10_000)
+    assert time.monotonic() - cancelled_at < 5
+    created = len(backend.jobs())
+
+    # Reopen: the tracker exists, Run resumes it; nothing is created twice.
+    backend.configure(run_seconds=[0.3, 0.3], fail_title="S2 32631_670000")
+    dock.update_preview()
+    assert "resumes" in dock.summary.text() and dock.run_button.isEnabled()
+    dock.mosaics.setChecked(True)
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
+    counts = dock.tracker.count_by_status()
+    assert sum(counts.values()) == jobs and counts.get("error", 0) >= 1 and "not_started" not in counts
+    titles = [j["title"] for j in backend.jobs()]
+    assert len(titles) == len(set(titles)) and len(titles) >= created
+
+    # Retry the failed jobs from the table's context menu action, after the backend recovered.
+    failed_rows = [r for r in range(dock.model.rowCount()) if dock.model.job(r)["status"] == "error"]
+    assert "synthetic processing error" in dock.job_log_text(dock.model.job(failed_rows[0]))
+    backend.configure(fail_title=None)
+    for row in failed_rows:
+        dock.retry_job(row)
+        assert dock.model.job(row)["status"] == "not_started"
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
+    assert dock.tracker.count_by_status() == {"finished": jobs}
+
+    run_group = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
+    mosaics = run_group.findGroup("Mosaics").findGroup(SENSOR_GROUPS[2]).findLayers()
+    assert [layer.layer().name() for layer in mosaics] == ["S2 2023-01 mosaic"]
+    assert len(run_group.findGroup(SENSOR_GROUPS[2]).findGroup("2023-01").findLayers()) == jobs
