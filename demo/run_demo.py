@@ -1,8 +1,9 @@
 """Offline demo: the notebook's 8 jobs against the local openEO backend, as a QGIS project and a map.
 
-``make demo`` starts the local backend on a free port, plans the notebook's grid (2 x 2 windows
-of 10 km, S1 and S2, 2023-01-01 + 3 months, cloud limit 85), runs it, loads the results into a
-QGIS project (``demo/out/demo.qgz``), renders ``demo/out/map.png`` and prints a summary.
+``make demo`` starts the local backend on a free port, runs the notebook's grid (2 x 2 windows
+of 10 km, S1 and S2, 2023-01-01 + 3 months, cloud limit 85) through the plugin's Processing
+algorithm, loads the results into a QGIS project (``demo/out/demo.qgz``), renders
+``demo/out/map.png`` and prints a summary.
 """
 
 from __future__ import annotations
@@ -37,35 +38,56 @@ def start_backend(work: Path):
 
 
 def main() -> int:
-    from qgis.core import QgsApplication
+    from qgis.core import QgsApplication, QgsRectangle
 
     app = QgsApplication([], False)
     app.initQgis()
+    sys.path.append(str(Path(QgsApplication.pkgDataPath()) / "python" / "plugins"))  # QGIS's Processing plugin
+    from processing.core.Processing import Processing
+    from qgis.core import QgsFeature, QgsGeometry, QgsProcessingContext, QgsProcessingFeedback, QgsVectorLayer
+
     from wac_extractor.core.composites import month_composites
-    from wac_extractor.core.connect import connect
-    from wac_extractor.core.planning import PlanRequest, plan_grid, summarize
-    from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-    from wac_extractor.core.tracker import create_tracker
+    from wac_extractor.core.tracker import open_tracker
+    from wac_extractor.processing_provider import WacProcessingProvider
     from wac_extractor.render import load_run, render_map, save_project
+
+    Processing.initialize()
+    provider = WacProcessingProvider()  # keep a Python reference, or sip lets it go
+    QgsApplication.processingRegistry().addProvider(provider)
+    algorithm = QgsApplication.processingRegistry().algorithmById("wac_extractor:extract")
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     work = Path(tempfile.mkdtemp(prefix="wac-demo-"))
     backend, url = start_backend(work)
     started = time.monotonic()
+    # The notebook's grid as a layer: 2 x 2 windows of 10 km, 10 km apart, in UTM 31N; one job per window.
+    windows = QgsVectorLayer("Polygon?crs=EPSG:32631", "notebook windows", "memory")
+    for west in (664000, 684000):
+        for south in (5611120, 5631120):
+            feature = QgsFeature()
+            feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(west, south, west + 10000, south + 10000)))
+            windows.dataProvider().addFeature(feature)
+
+    class Feedback(QgsProcessingFeedback):
+        def setProgressText(self, text):
+            print(f"  {text}", flush=True)
+
+    os.environ["WAC_PASSWORD"] = "demo"  # the local backend's demo account
+    parameters = {
+        "AOI": windows, "START": "2023-01-01", "END": "2023-04-01", "WINDOW_MONTHS": 3, "SENSORS": [0, 1],
+        "MAX_CLOUD_COVER": 85, "ONE_JOB_PER_FEATURE": True, "BACKEND": url, "PARALLEL_JOBS": 2, "AUTH": 1,
+        "USERNAME": "demo", "POLL_SECONDS": 0.5, "OUTPUT_FOLDER": str(OUT / "results"),
+        "TRACKER": str(OUT / "jobs.gpkg"),
+    }  # fmt: skip
     try:
-        request = PlanRequest("2023-01-01", "2023-04-01", ["s1", "s2"], 85, 3)
-        table = plan_grid(request, west=664000, south=5611120, crs="EPSG:32631")
-        print(f"plan: {summarize(table)}")
-        tracker = create_tracker(OUT / "jobs.gpkg", table)
-        spec = BackendSpec(url=url, parallel_jobs=2, name="local")
-        runner = ExtractionRunner(
-            tracker, OUT / "results", [(spec, lambda: connect(url, "basic", "demo", "demo"))], poll_interval=0.5,
-            on_progress=lambda p: print(f"  {p.done}/{p.total} done {dict(sorted(p.counts.items()))}", flush=True),
-        )  # fmt: skip
-        summary = runner.run()
+        _, ok = algorithm.run(parameters, QgsProcessingContext(), Feedback())
     finally:
         backend.terminate()
+        backend.wait(10)
+    tracker = open_tracker(OUT / "jobs.gpkg")
+    counts = tracker.count_by_status()
+    downloaded = int(tracker.read()["result_status"].eq("ok").sum())
     composites = []
     for _, row in tracker.get_by_status(["finished"]).iterrows():
         for nc in sorted((OUT / "results" / row["id"]).glob("*.nc")):
@@ -74,11 +96,11 @@ def main() -> int:
     save_project(OUT / "demo.qgz")
     render_map(layers, OUT / "map.png")
     files = sorted(p.relative_to(OUT) for p in (OUT / "results").rglob("*.nc"))
-    print(f"jobs per status: {summary.counts}; results checked: {summary.downloaded}")
+    print(f"jobs per status: {counts}; results downloaded and checked: {downloaded}")
     print(f"files: {len(files)} NetCDF, {len(composites)} month composites")
     print(f"time: {time.monotonic() - started:.0f} s; project {OUT / 'demo.qgz'}; map {OUT / 'map.png'}")
     app.exitQgis()
-    return 0 if set(summary.counts) == {"finished"} else 1
+    return 0 if ok and set(counts) == {"finished"} else 1
 
 
 if __name__ == "__main__":

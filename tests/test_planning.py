@@ -147,3 +147,15 @@ def test_too_many_jobs_is_refused_early_with_the_count_and_a_fix():
         plan_aois(notebook_request(max_jobs=2_000), [(europe, 4326)], tile_size=1_000)
     with pytest.raises(ValueError, match="maximum of 4"):
         plan_grid(notebook_request(max_jobs=4), west=664000, south=5611120, crs=32631)
+
+
+def test_one_job_per_feature_keeps_the_notebook_windows():
+    from wac_extractor.core.planning import plan_features
+
+    windows = [(box(w, s, w + 10_000, s + 10_000), "EPSG:32631") for w, s in NOTEBOOK_CORNERS]
+    table = plan_features(notebook_request(), windows)
+    grid = plan_grid(notebook_request(), west=664000, south=5611120, crs="EPSG:32631")
+    assert sorted(map(str, table["spatial_extent"])) == sorted(map(str, grid["spatial_extent"]))
+    lonlat = plan_features(notebook_request(sensors=[2]), [(box(5.301, 50.651, 5.399, 50.699), 4326)])
+    (extent,) = lonlat["spatial_extent"]
+    assert extent["crs"] == 32631 and all(extent[k] % 10 == 0 for k in ("west", "south", "east", "north"))

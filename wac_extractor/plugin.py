@@ -22,8 +22,18 @@ class WacExtractorPlugin:
         self.iface = iface
         self.action = None
         self.dock = None
+        self.provider = None
+
+    def initProcessing(self):
+        from qgis.core import QgsApplication
+
+        from .processing_provider import WacProcessingProvider
+
+        self.provider = WacProcessingProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self):
+        self.initProcessing()
         self.action = QAction(QIcon(str(resources_dir() / "icon.svg")), "WAC Extractor", self.iface.mainWindow())
         self.action.setCheckable(True)
         self.action.setToolTip("Sentinel-1/2 monthly composites for many AOIs through openEO")
@@ -47,5 +57,10 @@ class WacExtractorPlugin:
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None
+        if self.provider is not None:
+            from qgis.core import QgsApplication
+
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
         self.iface.removePluginWebMenu(MENU, self.action)
         self.iface.removeToolBarIcon(self.action)

@@ -14,7 +14,7 @@ from typing import Iterable, List, Sequence, Tuple
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from .tiling import CrsLike, Tile, TooManyJobsError, grid_tiles, tile_aois
+from .tiling import CrsLike, Tile, TooManyJobsError, feature_tiles, grid_tiles, tile_aois
 from .timewindows import month_windows, months_in
 
 SENTINEL_1 = 1
@@ -138,6 +138,11 @@ def plan_aois(
 ) -> pd.DataFrame:
     """The job table for polygons in any CRS, tiled on the UTM grid."""
     return job_table(tile_aois(aois, tile_size=tile_size, max_tiles=request.max_tiles), request)
+
+
+def plan_features(request: PlanRequest, aois: Iterable[Tuple[BaseGeometry, CrsLike]]) -> pd.DataFrame:
+    """One job extent per feature (its bounding box, no tiling): for layers that already are a grid."""
+    return job_table(feature_tiles(aois), request)
 
 
 @dataclass(frozen=True)

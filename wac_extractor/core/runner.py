@@ -196,8 +196,13 @@ class ExtractionRunner:
         download_retries: int = 3,
         download_workers: int = 2,
         logs_dir: Optional[Path] = None,
+        cancel_check: Optional[Callable[[], bool]] = None,
     ):
-        """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection."""
+        """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection.
+
+        ``cancel_check`` is polled a few times a second (e.g. a Processing feedback's ``isCanceled``);
+        returning True has the same effect as :meth:`cancel`.
+        """
         if not backends:
             raise ValueError("backends: no backend given; add at least one backend URL.")
         self.tracker = tracker
@@ -218,6 +223,7 @@ class ExtractionRunner:
         self._manager: Optional[_WacJobManager] = None
         self._observed = ObservedTracker(tracker, self._status_changed)
         self._lock = threading.Lock()
+        self._cancel_check = cancel_check
 
     # --- public API ----------------------------------------------------------------------------
     def cancel(self, cancel_remote: bool = False) -> None:
@@ -249,7 +255,7 @@ class ExtractionRunner:
                 manager._job_update_loop(job_db=self._observed, start_job=self._start_job, stats=stats)
                 self._restart_failed_starts()
                 self._report_progress()
-                self._stop.wait(self.poll_interval)
+                self._sleep(self.poll_interval)
             if self._stop.is_set() and self._cancel_remote:
                 self._cancel_remote_jobs()
         finally:
@@ -262,6 +268,18 @@ class ExtractionRunner:
         return RunSummary(counts, downloaded, failed, self._stop.is_set(), time.monotonic() - started, dict(stats))
 
     # --- the loop's parts ----------------------------------------------------------------------
+    def _sleep(self, seconds: float) -> None:
+        """Wait between polls; wakes up at once on cancel()."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            if self._cancel_check is not None and self._cancel_check():
+                self._stop.set()
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._stop.wait(min(remaining, 0.2))
+
     def _connector(self, name: str, connect: Callable[[], Connection]) -> Callable[[], Connection]:
         def get() -> Connection:
             if name not in self._connections:

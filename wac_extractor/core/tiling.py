@@ -222,6 +222,33 @@ def grid_tiles(west: float, south: float, crs: CrsLike, window: float, gap: floa
     ]
 
 
+def feature_tiles(aois: Iterable[Tuple[BaseGeometry, CrsLike]]) -> List[Tile]:
+    """One job extent per feature: its bounding box in its UTM zone, snapped outwards to the 10 m grid.
+
+    For users who already have their own grid (e.g. the notebook's windows as a layer). A feature
+    in a UTM CRS keeps that CRS; any other is reprojected to the UTM zone of its centre.
+    """
+    tiles: Dict[Tuple[int, float, float, float, float], None] = {}
+    for number, (geometry, crs) in enumerate(aois, start=1):
+        aoi_wgs84 = validate_aoi(geometry, crs, label=f"AOI {number}")
+        epsg = CRS.from_user_input(crs).to_epsg() if not isinstance(crs, CRS) else crs.to_epsg()
+        if not epsg or not (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760):
+            centre = aoi_wgs84.centroid
+            epsg = utm_epsg(utm_zone_of_longitude(centre.x), centre.y >= 0)
+            geometry = reproject(shapely.segmentize(aoi_wgs84, 0.01), WGS84, f"EPSG:{epsg}")
+        west, south, east, north = geometry.bounds
+        snapped = (
+            math.floor(west / PIXEL_SIZE_M) * PIXEL_SIZE_M,
+            math.floor(south / PIXEL_SIZE_M) * PIXEL_SIZE_M,
+            math.ceil(east / PIXEL_SIZE_M) * PIXEL_SIZE_M,
+            math.ceil(north / PIXEL_SIZE_M) * PIXEL_SIZE_M,
+        )
+        tiles[(epsg, *snapped)] = None
+    if not tiles:
+        raise ValueError("AOI: no areas of interest given; draw, select or load at least one polygon.")
+    return [make_tile(epsg, *box_) for epsg, *box_ in tiles]
+
+
 class TooManyJobsError(ValueError):
     """The plan would create more jobs than allowed."""
 

@@ -1,0 +1,110 @@
+"""The Processing algorithm: same core and runner as the dock, progress through feedback, cancel honoured."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsVectorLayer,
+)
+
+from wac_extractor.core.tracker import open_tracker
+from wac_extractor.processing_provider import WacProcessingProvider
+
+NOTEBOOK_WINDOWS = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
+
+
+@pytest.fixture(scope="module")
+def algorithm(qgis_app):
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("wac_extractor") is None:
+        registry.addProvider(WacProcessingProvider())
+    return registry.algorithmById("wac_extractor:extract")
+
+
+def windows_layer() -> QgsVectorLayer:
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32631", "notebook windows", "memory")
+    features = []
+    for west, south in NOTEBOOK_WINDOWS:
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromWkt(
+            f"POLYGON(({west} {south}, {west + 10000} {south}, {west + 10000} {south + 10000}, "
+            f"{west} {south + 10000}, {west} {south}))"))  # fmt: skip
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def parameters(backend, tmp_path, **extra):
+    return {
+        "AOI": windows_layer(), "START": "2023-01-01", "END": "2023-04-01", "WINDOW_MONTHS": 3, "SENSORS": [0, 1],
+        "MAX_CLOUD_COVER": 85, "ONE_JOB_PER_FEATURE": True, "BACKEND": backend.url, "PARALLEL_JOBS": 2,
+        "AUTH": 1, "USERNAME": "demo", "POLL_SECONDS": 0.3, "OUTPUT_FOLDER": str(tmp_path / "out"),
+        "TRACKER": str(tmp_path / "jobs.gpkg"), **extra,
+    }  # fmt: skip
+
+
+class Feedback(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.progress_values, self.errors = [], []
+        self.progressChanged.connect(self.progress_values.append)
+
+    def reportError(self, error, fatalError=False):
+        self.errors.append(error)
+
+
+def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("WAC_PASSWORD", "demo")
+    feedback = Feedback()
+    results, ok = algorithm.run(parameters(backend, tmp_path), QgsProcessingContext(), feedback)
+    assert ok, feedback.errors
+    assert results["TRACKER"] == str(tmp_path / "jobs.gpkg")
+    layer = QgsVectorLayer(results["TRACKER_LAYER"], "jobs", "ogr")
+    assert layer.isValid() and layer.featureCount() == 8
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()
+    assert jobs["status"].eq("finished").all() and jobs["result_status"].eq("ok").all()
+    corners = sorted({(e["west"], e["south"]) for e in jobs["spatial_extent"]})
+    assert corners == sorted(NOTEBOOK_WINDOWS)
+    assert feedback.progress_values and feedback.progress_values[-1] == 100
+
+
+def test_algorithm_refuses_bad_input_with_a_message(algorithm, backend, tmp_path, monkeypatch):
+    monkeypatch.delenv("WAC_PASSWORD", raising=False)
+    feedback = Feedback()
+    params = parameters(backend, tmp_path, END="2022-12-01")
+    with pytest.raises(Exception, match="end_date"):
+        algorithm.run(params, QgsProcessingContext(), feedback, catchExceptions=False)
+    with pytest.raises(Exception, match="authentication configuration"):
+        algorithm.run(parameters(backend, tmp_path / "b"), QgsProcessingContext(), feedback, catchExceptions=False)
+
+
+def test_algorithm_honours_cancel(algorithm, backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("WAC_PASSWORD", "demo")
+    backend.configure(run_seconds=[60, 60])
+    feedback = Feedback()
+    outcome = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(
+            result=algorithm.run(parameters(backend, tmp_path), QgsProcessingContext(), feedback)
+        )  # fmt: skip
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not any(j["status"] == "running" for j in backend.jobs()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cancelled_at = time.monotonic()
+    feedback.cancel()
+    worker.join(15)
+    assert not worker.is_alive() and time.monotonic() - cancelled_at < 5
+    assert open_tracker(tmp_path / "jobs.gpkg").count_by_status().get("finished", 0) < 8
