@@ -60,7 +60,7 @@ class Feedback(QgsProcessingFeedback):
         self.progress_values, self.errors = [], []
         self.progressChanged.connect(self.progress_values.append)
 
-    def reportError(self, error, fatalError=False):
+    def reportError(self, error, fatalError=False):  # noqa: N803  (QGIS signature)
         self.errors.append(error)
 
 
