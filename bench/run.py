@@ -67,13 +67,24 @@ def synthetic_jobs(count: int) -> pd.DataFrame:
     rows = []
     for i in range(count):
         west, south = 600000 + 10000 * (i % 100), 5600000 + 10000 * (i // 100)
-        rows.append({
-            "title": f"S2 32631_{west}_{south} 2023-01-01..2023-04-01", "sentinel": 2, "tile_id": f"32631_{west}_{south}",
-            "spatial_extent": {"west": west, "south": south, "east": west + 10000, "north": south + 10000, "crs": 32631},
-            "temporal_extent": ["2023-01-01", "2023-04-01"], "max_cloud_cover": 85,
-            "geometry": f"POLYGON(({i % 100 * 0.1} 50, {i % 100 * 0.1 + 0.1} 50, {i % 100 * 0.1 + 0.1} 50.1, "
-                        f"{i % 100 * 0.1} 50.1, {i % 100 * 0.1} 50))",
-        })  # fmt: skip
+        lon = i % 100 * 0.1
+        rows.append(
+            {
+                "title": f"S2 32631_{west}_{south} 2023-01-01..2023-04-01",
+                "sentinel": 2,
+                "tile_id": f"32631_{west}_{south}",
+                "spatial_extent": {
+                    "west": west,
+                    "south": south,
+                    "east": west + 10000,
+                    "north": south + 10000,
+                    "crs": 32631,
+                },  # fmt: skip
+                "temporal_extent": ["2023-01-01", "2023-04-01"],
+                "max_cloud_cover": 85,
+                "geometry": f"POLYGON(({lon} 50, {lon + 0.1} 50, {lon + 0.1} 50.1, {lon} 50.1, {lon} 50))",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -95,7 +106,7 @@ def bench_tracker(sizes=(1_000, 10_000, 100_000)) -> dict:
             created = time.perf_counter() - started
             counter = iter(range(10**9))
 
-            def one_status_change(db=database):
+            def one_status_change(db=database, counter=counter, size=size):
                 index = next(counter) % size
                 row = db.get_by_indices([index]).copy()
                 row["status"] = "running"
