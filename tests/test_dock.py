@@ -59,10 +59,11 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     dock.update_preview()
     assert not dock.run_button.isEnabled()
     assert "end_date" in dock.run_button.toolTip() and dock.problem.isVisibleTo(dock)
+    assert "c62828" in dock.end_date.styleSheet() and "end_date" in dock.end_date.toolTip()
     dock.end_date.setDate(QDate(2023, 2, 1))
     dock.window_months.setValue(1)
     dock.update_preview()
-    assert dock.run_button.isEnabled()
+    assert dock.run_button.isEnabled() and dock.end_date.styleSheet() == ""
 
     dock.backend.setEditText(backend.url)
     dock.auth.setCurrentIndex(1)

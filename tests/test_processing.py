@@ -27,9 +27,12 @@ def algorithm(qgis_app):
 
     Processing.initialize()
     registry = QgsApplication.processingRegistry()
-    if registry.providerById("wac_extractor") is None:
-        registry.addProvider(WacProcessingProvider())
-    return registry.algorithmById("wac_extractor:extract")
+    provider = registry.providerById("wac_extractor")
+    if provider is None:
+        provider = WacProcessingProvider()  # referenced below while the tests run, or sip drops it
+        registry.addProvider(provider)
+    yield registry.algorithmById("wac_extractor:extract")
+    del provider
 
 
 def windows_layer() -> QgsVectorLayer:
@@ -108,3 +111,33 @@ def test_algorithm_honours_cancel(algorithm, backend, tmp_path, monkeypatch):
     worker.join(15)
     assert not worker.is_alive() and time.monotonic() - cancelled_at < 5
     assert open_tracker(tmp_path / "jobs.gpkg").count_by_status().get("finished", 0) < 8
+
+
+def test_algorithm_runs_inside_a_model(algorithm, backend, tmp_path, monkeypatch):
+    """The graphical modeler's way: the algorithm as a child of a QgsProcessingModelAlgorithm."""
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFeatureSource,
+    )
+
+    monkeypatch.setenv("WAC_PASSWORD", "demo")
+    model = QgsProcessingModelAlgorithm("wac model", "tests")
+    fields = QgsProcessingParameterFeatureSource("fields", "Fields")
+    model.addModelParameter(fields, QgsProcessingModelParameter("fields"))
+    child = QgsProcessingModelChildAlgorithm("wac_extractor:extract")
+    child.setChildId("extract")
+    fixed = parameters(backend, tmp_path, SENSORS=[1])
+    fixed.pop("AOI")
+    for name, value in fixed.items():
+        values = value if isinstance(value, list) else [value]
+        sources = [QgsProcessingModelChildParameterSource.fromStaticValue(v) for v in values]
+        child.addParameterSources(name, sources)
+    child.addParameterSources("AOI", [QgsProcessingModelChildParameterSource.fromModelParameter("fields")])
+    model.addChildAlgorithm(child)
+    feedback = Feedback()
+    results, ok = model.run({"fields": windows_layer()}, QgsProcessingContext(), feedback)
+    assert ok, feedback.errors
+    assert open_tracker(tmp_path / "jobs.gpkg").count_by_status() == {"finished": 4}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from osgeo import gdal, osr
 
 from wac_extractor.core.connect import connect
@@ -198,3 +199,18 @@ def test_download_that_keeps_failing_is_reported_not_loaded(backend, tmp_path):
     row = tracker.read().iloc[0]
     assert row["result_status"] == "failed" and "cut off" in row["error_message"]
     assert not list((tmp_path / "out").glob("*/*.nc"))
+
+
+def test_backend_speaks_openeo_to_the_unmodified_client(backend):
+    import openeo
+
+    connection = openeo.connect(backend.url)
+    assert connection.capabilities().api_version() == "1.2.0"
+    providers = connection.list_auth_providers()
+    assert any(p["type"] == "oidc" and p["id"] == "local" for p in providers), providers
+    assert any(p["type"] == "basic" for p in providers)
+    s1 = connection.describe_collection("SENTINEL1_GLOBAL_MOSAICS")
+    assert s1["extent"]["temporal"]["interval"] == [["2023-01-01T00:00:00Z", "2024-12-31T23:59:59Z"]]
+    assert "netCDF" in connection.list_output_formats()
+    with pytest.raises(Exception, match="401|Unauthorized|AuthenticationRequired"):
+        connection.list_jobs()

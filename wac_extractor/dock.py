@@ -83,6 +83,8 @@ class WacDock(QgsDockWidget):
         self.tracker = None
         self.loader: Optional[ResultLoader] = None
         self.jobs_layer = None
+        self._marked_field: Optional[QWidget] = None
+        self._marked_tooltip = ""
         self._build()
         self._load_settings()
         self.preview_timer = QTimer(self, singleShot=True, interval=300, timeout=self.update_preview)
@@ -351,9 +353,35 @@ class WacDock(QgsDockWidget):
             self.tile_band.addGeometry(QgsGeometry.fromWkt(wkt), QgsCoordinateReferenceSystem("EPSG:4326"))
         self._show_problem("", summary=f"{summary}; AOIs {total_area:,.1f} km².")
 
+    def _field_for(self, problem: str) -> Optional[QWidget]:
+        """The input a core error message names (messages start with the field's name)."""
+        fields = {
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "window_months": self.window_months,
+            "max_cloud_cover": self.cloud,
+            "sensors": self.s2,
+            "tile_size": self.tile_km,
+            "AOI": self.aoi_list,
+            "Add at least one area": self.aoi_list,
+            "backend": self.backend,
+            "parallel_jobs": self.parallel,
+            "Choose an output folder": self.output,
+        }
+        return next((widget for prefix, widget in fields.items() if problem.startswith(prefix)), None)
+
     def _show_problem(self, problem: str, summary: str = "") -> None:
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
+        if self._marked_field is not None:
+            self._marked_field.setStyleSheet("")
+            self._marked_field.setToolTip(self._marked_tooltip)
+            self._marked_field = None
+        field = self._field_for(problem) if problem else None
+        if field is not None:  # mark the input that needs changing, with the reason as its tooltip
+            self._marked_field, self._marked_tooltip = field, field.toolTip()
+            field.setStyleSheet("border: 2px solid #c62828;")
+            field.setToolTip(problem)
         self.summary.setText(summary)
         running = self.task is not None
         self.run_button.setEnabled(not problem and not running)

@@ -323,7 +323,15 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/credentials/basic":
             return self.basic_login()
         if method == "GET" and path == "/credentials/oidc":
-            return self.send_json(200, {"providers": []})
+            grants = ["urn:ietf:params:oauth:grant-type:device_code+pkce", "refresh_token"]
+            provider = {
+                "id": "local",
+                "issuer": f"{self.root}/oidc",
+                "title": "Local OIDC (listed only; no login endpoints yet)",
+                "scopes": ["openid"],
+                "default_clients": [{"id": "wac-extractor", "grant_types": grants}],
+            }
+            return self.send_json(200, {"providers": [provider]})
         if method == "GET" and path == "/collections":
             ids = ["SENTINEL2_L2A", "SENTINEL1_GLOBAL_MOSAICS"]
             return self.send_json(200, {"collections": [collection_metadata(self.root, c) for c in ids], "links": []})
