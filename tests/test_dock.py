@@ -16,6 +16,16 @@ from wac_extractor.layers import SENSOR_GROUPS
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
+def use_local_backend(dock: WacDock, url: str, folder: Path) -> None:
+    """Fill in the backend and output part of the dock as a user of the local backend would."""
+    dock.backend.setEditText(url)
+    dock.auth.setCurrentIndex(1)
+    dock.username.setText("demo")
+    dock.password.setText("demo")
+    dock.output.setFilePath(str(folder / "out"))
+    dock.tracker_file.setFilePath(str(folder / "jobs.gpkg"))
+
+
 def mouse(canvas, kind, x, y, button=Qt.LeftButton):
     return QgsMapMouseEvent(canvas, kind, QPoint(round(x), round(y)), button, button, Qt.NoModifier)
 
@@ -65,12 +75,7 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     dock.update_preview()
     assert dock.run_button.isEnabled() and dock.end_date.styleSheet() == ""
 
-    dock.backend.setEditText(backend.url)
-    dock.auth.setCurrentIndex(1)
-    dock.username.setText("demo")
-    dock.password.setText("demo")
-    dock.output.setFilePath(str(tmp_path / "out"))
-    dock.tracker_file.setFilePath(str(tmp_path / "jobs.gpkg"))
+    use_local_backend(dock, backend.url, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     dock.grab().save(str(ARTIFACTS / "dock_before_run.png"))
     jobs = len(dock.plan)

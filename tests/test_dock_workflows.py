@@ -21,7 +21,7 @@ from qgis.PyQt.QtCore import QDate, QEvent, Qt
 from wac_extractor.dock import WacDock
 from wac_extractor.layers import SENSOR_GROUPS
 
-from .test_dock import mouse
+from .test_dock import mouse, use_local_backend
 
 
 @pytest.fixture
@@ -33,12 +33,7 @@ def dock(qgis_iface, qgis_canvas, qgis_new_project, backend, tmp_path):
     dock.start_date.setDate(QDate(2023, 1, 1))
     dock.end_date.setDate(QDate(2023, 2, 1))
     dock.window_months.setValue(1)
-    dock.backend.setEditText(backend.url)
-    dock.auth.setCurrentIndex(1)
-    dock.username.setText("demo")
-    dock.password.setText("demo")
-    dock.output.setFilePath(str(tmp_path / "out"))
-    dock.tracker_file.setFilePath(str(tmp_path / "jobs.gpkg"))
+    use_local_backend(dock, backend.url, tmp_path)
     yield dock
     QgsApplication.taskManager().cancelAll()
 
