@@ -89,7 +89,8 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     assert [g.name() for g in s2_group.children()] == ["2023-01"]
     assert len(s2_group.findLayers()) == jobs
     assert dock.jobs_layer is not None and dock.jobs_layer.featureCount() == jobs
-    assert not dock.password.text() or "demo" not in str(QgsProject.instance().readEntry("wac", "password"))
+    saved = {key: QgsSettings().value(key) for key in QgsSettings().allKeys() if key.startswith("wac_extractor/")}
+    assert saved["wac_extractor/username"] == "demo" and not any("password" in key for key in saved)
     dock.grab().save(str(ARTIFACTS / "dock_after_run.png"))
     dock.widget().verticalScrollBar().setValue(10_000)
     dock.grab().save(str(ARTIFACTS / "dock_after_run_jobs.png"))
