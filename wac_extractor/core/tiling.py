@@ -201,6 +201,8 @@ def tile_aois(
         aoi_wgs84 = validate_aoi(geometry, crs, label=f"AOI {number}")
         for epsg, part in split_by_utm_zone(aoi_wgs84):
             part_utm = reproject(shapely.segmentize(part, 0.05), WGS84, f"EPSG:{epsg}")
+            if not part_utm.is_valid:  # a sliver valid in degrees can self-touch once projected (fuzzing found one)
+                part_utm = shapely.make_valid(part_utm)
             for west, south in tile_part(epsg, part_utm, size, max_tiles - len(corners)):
                 corners[(epsg, west, south)] = None
             if len(corners) > max_tiles:
