@@ -159,3 +159,16 @@ def test_one_job_per_feature_keeps_the_notebook_windows():
     lonlat = plan_features(notebook_request(sensors=[2]), [(box(5.301, 50.651, 5.399, 50.699), 4326)])
     (extent,) = lonlat["spatial_extent"]
     assert extent["crs"] == 32631 and all(extent[k] % 10 == 0 for k in ("west", "south", "east", "north"))
+
+
+def test_antimeridian_multipart_and_future_dates():
+    from shapely.geometry import MultiPolygon
+
+    naive = shapely.Polygon([(179.5, 10), (-179.5, 10), (-179.5, 10.5), (179.5, 10.5)])
+    with pytest.raises(ValueError, match="antimeridian.*split it there"):
+        plan_aois(notebook_request(), [(naive, 4326)])
+    split = MultiPolygon([box(179.5, 10, 180, 10.5), box(-180, 10, -179.5, 10.5)])
+    table = plan_aois(notebook_request(sensors=[2]), [(split, 4326)])
+    assert {t.split("_")[0] for t in table["tile_id"]} == {"32660", "32601"}
+    with pytest.raises(ValueError, match="start_date: 2999-01-01 is not in the past"):
+        notebook_request(start_date="2999-01-01", end_date="2999-04-01")

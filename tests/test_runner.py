@@ -214,3 +214,45 @@ def test_backend_speaks_openeo_to_the_unmodified_client(backend):
     assert "netCDF" in connection.list_output_formats()
     with pytest.raises(Exception, match="401|Unauthorized|AuthenticationRequired"):
         connection.list_jobs()
+
+
+def test_unwritable_output_folder_is_refused_before_any_job(backend, tmp_path):
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(Exception, match="output folder .* is not writable.*choose another folder"):
+        make_runner(tracker, tmp_path / "a-file" / "out", backend.url).run()
+    assert backend.jobs() == [] and tracker.count_by_status() == {"not_started": 8}
+
+
+def test_a_second_run_on_the_same_tracker_is_refused(backend, tmp_path):
+    backend.configure(run_seconds=[60, 60])
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    first = make_runner(tracker, tmp_path / "out", backend.url)
+    thread = threading.Thread(target=first.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not backend.jobs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        command = [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--backend",
+                   backend.url, "--auth", "basic", "--username", "demo", "--output", str(tmp_path / "out")]  # fmt: skip
+        env = {**os.environ, "WAC_PASSWORD": "demo", "PYTHONPATH": str(REPO)}
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert "is in use by another run (pid" in second.stderr and "then run again" in second.stderr
+    finally:
+        first.cancel()
+        thread.join(15)
+    assert open_tracker(tmp_path / "jobs.gpkg").count_by_status()  # still readable, nothing lost
+
+
+@pytest.mark.parametrize("name", ["../evil.nc", "/etc/passwd", "..", ".hidden", "", "a/../../b.nc"])
+def test_hostile_asset_names_never_leave_the_job_folder(name):
+    from wac_extractor.core.results import DownloadError, safe_asset_name
+
+    try:
+        safe = safe_asset_name(name)
+    except DownloadError as exc:
+        assert "not a plain file name" in str(exc)
+        return
+    assert "/" not in safe and "\\" not in safe and safe not in (".", "..") and not safe.startswith(".")

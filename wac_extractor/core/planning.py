@@ -8,6 +8,7 @@ lets QGIS draw the jobs, and ``title`` names them for humans and backends.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterable, List, Sequence, Tuple
 
@@ -15,7 +16,7 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
 from .tiling import CrsLike, Tile, TooManyJobsError, feature_tiles, grid_tiles, tile_aois
-from .timewindows import month_windows, months_in
+from .timewindows import month_windows, months_in, parse_date
 
 SENTINEL_1 = 1
 SENTINEL_2 = 2
@@ -73,6 +74,12 @@ class PlanRequest:
         self.sensors = parse_sensors(self.sensors)
         self.max_cloud_cover = check_cloud_cover(self.max_cloud_cover)
         self.windows = month_windows(self.start_date, self.end_date, self.window_months)
+        today = dt.date.today()
+        if parse_date(self.start_date, "start_date") >= today:
+            raise ValueError(
+                f"start_date: {self.start_date} is not in the past; there is no satellite data yet, "
+                "choose a start date before today."
+            )
         if not isinstance(self.max_jobs, int) or self.max_jobs < 1:
             raise ValueError(f"max_jobs: {self.max_jobs!r} must be a whole number of at least 1.")
 

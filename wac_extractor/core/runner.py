@@ -40,7 +40,7 @@ from urllib3.util.retry import Retry
 
 from .process_graphs import BackendCapabilities, backend_capabilities, expected_variables, job_cube
 from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
-from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker
+from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker, TrackerError, TrackerLock
 
 _log = logging.getLogger(__name__)
 
@@ -236,8 +236,19 @@ class ExtractionRunner:
         return self._stop.is_set()
 
     def run(self) -> RunSummary:
+        """Run until every job has ended or cancel(); refuses a tracker another run is using."""
+        lock = TrackerLock(self.tracker.path) if hasattr(self.tracker, "path") else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            return self._run()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self) -> RunSummary:
         started = time.monotonic()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(self.output_dir, "output folder")
         manager = _WacJobManager(self, poll_sleep=self.poll_interval, root_dir=self.output_dir, download_results=True)
         for spec, connect in self.backends:
             manager.add_backend(
@@ -413,6 +424,8 @@ class ExtractionRunner:
                 return
             except (DownloadError, OpenEoApiError, requests.RequestException) as exc:
                 problems = [str(exc)]
+            except OSError as exc:  # read-only or full disk: say so, keep the job for a later retry
+                problems = [f"cannot write into {job_dir}: {exc.strerror or exc}"]
             _log.warning("download of job %s, attempt %d: %s", job.job_id, attempt, "; ".join(problems))
             if self._stop.wait(min(10.0, 0.5 * 2**attempt)):
                 self.tracker.update_row(index, result_status=None)
@@ -481,6 +494,17 @@ class ExtractionRunner:
         counts = self.tracker.count_by_status()
         downloaded, failed = self._download_counts()
         self.on_progress(RunProgress(counts, sum(counts.values()), downloaded, failed))
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Fail early, with the fix, when results could not be written (read-only folder, full disk)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".wac-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise TrackerError(f"{what} {folder} is not writable ({exc.strerror or exc}); choose another folder.") from None
 
 
 def _now() -> str:

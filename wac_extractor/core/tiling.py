@@ -120,6 +120,12 @@ def validate_aoi(geometry: BaseGeometry, crs: CrsLike, label: str = "AOI") -> Ba
             f"{label}: its coordinates do not fit {source} (latitude outside -90..90 or longitude outside "
             "-180..180); check the layer's CRS, or whether latitude and longitude are swapped."
         )
+    widest = max(p.bounds[2] - p.bounds[0] for p in getattr(wgs84, "geoms", [wgs84]))
+    if widest > 180:
+        raise ValueError(
+            f"{label}: a polygon spans {widest:.0f} degrees of longitude; if it crosses the antimeridian "
+            "(180 degrees), split it there into two polygons."
+        )
     if south < -80 or north > 84:
         raise ValueError(f"{label}: UTM tiling covers latitudes -80..84 only; choose an AOI outside the polar areas.")
     return wgs84

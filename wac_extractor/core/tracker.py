@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sqlite3
 import struct
 import tempfile
@@ -54,6 +55,62 @@ RESET_VALUES = {
 
 class TrackerError(Exception):
     """A tracker file that cannot be used; the message says what to do."""
+
+
+class TrackerLock:
+    """An exclusive lock on ``<tracker>.lock`` while a run uses the tracker.
+
+    Two runs on one tracker (a second QGIS, a terminal) would both start its jobs: the second run
+    is refused. The OS releases the lock when the process dies, so a killed run can be resumed.
+    """
+
+    def __init__(self, tracker_path: Union[str, Path]):
+        self.path = Path(str(tracker_path) + ".lock")
+        self._handle = None
+
+    def acquire(self) -> TrackerLock:
+        handle = open(self.path, "a+")
+        try:
+            _lock_file(handle)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise TrackerError(
+                f"{self.path.with_suffix('')} is in use by another run ({holder}); wait for it to finish "
+                "or cancel it (e.g. close the other QGIS), then run again."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.close()  # closing the file releases the lock
+            self._handle = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _lock_file(handle) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def normalize_jobs(df: pd.DataFrame) -> pd.DataFrame:
