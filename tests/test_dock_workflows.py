@@ -129,3 +129,10 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     mosaics = run_group.findGroup("Mosaics").findGroup(SENSOR_GROUPS[2]).findLayers()
     assert [layer.layer().name() for layer in mosaics] == ["S2 2023-01 mosaic"]
     assert len(run_group.findGroup(SENSOR_GROUPS[2]).findGroup("2023-01").findLayers()) == jobs
+
+    # Zoom to a job's tile from the table.
+    tile = dock.model.job(0)["spatial_extent"]
+    dock.zoom_to_job(0)
+    extent = dock.canvas.extent()
+    assert extent.contains(QgsPointXY((tile["west"] + tile["east"]) / 2, (tile["south"] + tile["north"]) / 2))
+    assert min(extent.width(), extent.height()) < 3 * (tile["east"] - tile["west"])  # zoomed in on one tile

@@ -122,3 +122,11 @@ def test_reset_job_makes_it_plannable_again(tmp_path, jobs, name):
     assert row["status"] == "not_started"
     assert all(pd.isna(row[c]) for c in ("id", "backend_name", "error_message"))
     assert open_tracker(tmp_path / name).count_by_status() == {"not_started": 16}
+
+
+@pytest.mark.parametrize("name", ["jobs.gpkg", "jobs.csv"])
+def test_snapshot_has_every_job_and_its_state(tmp_path, jobs, name):
+    tracker = create_tracker(tmp_path / name, jobs)
+    tracker.update_row(3, status="running", id="j-3")
+    snapshot = tracker.snapshot()
+    assert len(snapshot) == 16 and snapshot.loc[3, "status"] == "running" and snapshot.loc[3, "id"] == "j-3"

@@ -440,12 +440,12 @@ class WacDock(QgsDockWidget):
             self.jobs_layer = job_tiles_layer(Path(tracker_path))
             QgsProject.instance().addMapLayer(self.jobs_layer)
 
-    @pyqtSlot(object)
-    def on_progress(self, progress) -> None:
+    @pyqtSlot(object, object)
+    def on_progress(self, progress, jobs) -> None:
         self.progress.setMaximum(max(1, progress.total))
         self.progress.setValue(progress.done)
         self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
-        self.model.refresh()
+        self.model.set_jobs(jobs)
         if self.jobs_layer is not None:
             self.jobs_layer.dataProvider().reloadData()
             self.jobs_layer.triggerRepaint()
@@ -493,9 +493,12 @@ class WacDock(QgsDockWidget):
 
     def zoom_to_job(self, row: int) -> None:
         job = self.model.job(row)
-        if job is None or not isinstance(job.get("geometry"), str):
+        if job is None:
             return
-        geometry = QgsGeometry.fromWkt(job["geometry"])
+        footprint = self.model.tracker.get_by_indices([job.name]).iloc[0].get("geometry")
+        if not isinstance(footprint, str):
+            return
+        geometry = QgsGeometry.fromWkt(footprint)
         transform = QgsCoordinateTransform(
             QgsCoordinateReferenceSystem("EPSG:4326"), self.canvas.mapSettings().destinationCrs(), QgsProject.instance()
         )

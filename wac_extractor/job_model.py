@@ -42,8 +42,13 @@ class JobTableModel(QAbstractTableModel):
         self.refresh()
 
     def refresh(self) -> None:
+        """Re-read the tracker (outside a run; during a run the task sends snapshots: :meth:`set_jobs`)."""
+        exists = self.tracker is not None and self.tracker.exists()
+        self.set_jobs(self.tracker.snapshot() if exists else pd.DataFrame())
+
+    def set_jobs(self, jobs: pd.DataFrame) -> None:
         self.beginResetModel()
-        self._jobs = self.tracker.read() if self.tracker is not None and self.tracker.exists() else pd.DataFrame()
+        self._jobs = jobs
         self.endResetModel()
 
     def job(self, row: int) -> Optional[pd.Series]:

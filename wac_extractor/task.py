@@ -25,7 +25,7 @@ class ExtractionTask(QgsTask):
     table and loads layers. Cancel (task manager or dock) stops the runner within seconds.
     """
 
-    progress_changed = pyqtSignal(object)  # RunProgress
+    progress_changed = pyqtSignal(object, object)  # RunProgress, jobs snapshot (DataFrame, no footprints)
     job_event = pyqtSignal(object)  # JobEvent
     composites_ready = pyqtSignal(object, object)  # (job row index, List[MonthComposite])
     mosaics_ready = pyqtSignal(object)  # List[MonthComposite], one per sensor, month and UTM zone
@@ -51,7 +51,8 @@ class ExtractionTask(QgsTask):
     def _on_progress(self, progress: RunProgress) -> None:
         if progress.total:
             self.setProgress(100.0 * progress.done / progress.total)
-        self.progress_changed.emit(progress)
+        # Read here, in the worker thread, so the job table never costs the UI a tracker read.
+        self.progress_changed.emit(progress, self.runner.tracker.snapshot())
 
     def _on_event(self, event: JobEvent) -> None:
         self.job_event.emit(event)

@@ -354,11 +354,16 @@ class GeoPackageTracker(JobDatabaseInterface):
         """All jobs."""
         return self._select("ORDER BY fid", [])
 
-    def _select(self, clause: str, params: Sequence) -> pd.DataFrame:
+    def snapshot(self) -> pd.DataFrame:
+        """All jobs without their footprints: cheap enough to refresh a job table often."""
+        return self._select("ORDER BY fid", [], with_geometry=False)
+
+    def _select(self, clause: str, params: Sequence, with_geometry: bool = True) -> pd.DataFrame:
         with self._lock:
             con = self._connection()
             attributes = [c for c in self.columns() if c not in (FID_COLUMN, GEOMETRY_COLUMN)]
-            names = ", ".join([FID_COLUMN, GEOMETRY_COLUMN] + [_quote(c) for c in attributes])
+            geometry = GEOMETRY_COLUMN if with_geometry else "NULL"
+            names = ", ".join([FID_COLUMN, geometry] + [_quote(c) for c in attributes])
             rows = con.execute(f"SELECT {names} FROM {_quote(TABLE)} {clause}", list(params)).fetchall()
         frame = pd.DataFrame.from_records(rows, columns=[FID_COLUMN, "geometry"] + attributes)
         frame.index = pd.Index(frame.pop(FID_COLUMN).astype("int64") - 1)
@@ -475,6 +480,10 @@ class CsvTracker(CsvJobDatabase):
     def statuses(self) -> Dict[int, str]:
         with self._lock:
             return self.df["status"].to_dict()
+
+    def snapshot(self) -> pd.DataFrame:
+        with self._lock:
+            return self.df.copy()
 
     def close(self) -> None:
         """Nothing to release (kept for symmetry with the GeoPackage tracker)."""
