@@ -256,3 +256,12 @@ def test_hostile_asset_names_never_leave_the_job_folder(name):
         assert "not a plain file name" in str(exc)
         return
     assert "/" not in safe and "\\" not in safe and safe not in (".", "..") and not safe.startswith(".")
+
+
+def test_a_job_the_backend_refuses_is_skipped_with_the_reason(backend, tmp_path):
+    backend.faults({"status": 400, "method": "POST", "path": "^/jobs$", "times": 1})
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    assert summary.counts == {"finished": 7, "skipped": 1}
+    skipped = tracker.get_by_status(["skipped"]).iloc[0]
+    assert "Injected HTTP 400" in skipped["error_message"]

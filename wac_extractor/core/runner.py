@@ -352,20 +352,23 @@ class ExtractionRunner:
         try:
             capabilities = self._capabilities.get(provider)
             if capabilities is None:
-                capabilities = self._capabilities[provider] = backend_capabilities(connection)
+                capabilities = self._with_retries(lambda: backend_capabilities(connection), what="read capabilities")
+                self._capabilities[provider] = capabilities
             cube = job_cube(row, capabilities)
-        except ValueError as exc:  # the manager marks the row "skipped"; say why
-            self.tracker.update_row(index, error_message=str(exc))
+            key = row.get("job_key") if isinstance(row.get("job_key"), str) else uuid.uuid4().hex[:12]
+            title = f"{row.get('title') or 'WAC job'} [wac:{key}]"
+            if isinstance(row.get("create_requested_at"), str):
+                existing = self._find_remote_job(connection, key)
+                if existing is not None:
+                    _log.info("job for row %s already exists on %s: %s (not created again)", index, provider, existing)
+                    return connection.job(existing)
+            self.tracker.update_row(index, job_key=key, create_requested_at=_now())
+            return self._with_retries(lambda: connection.create_job(cube, title=title), what=f"create job {title!r}")
+        except (ValueError, OpenEoApiError) as exc:
+            # A refused row (bad dates, a graph the backend rejects): the manager marks it "skipped";
+            # say why, and keep the run going for the other rows.
+            self.tracker.update_row(index, error_message=str(exc)[:1000])
             return None
-        key = row.get("job_key") if isinstance(row.get("job_key"), str) else uuid.uuid4().hex[:12]
-        title = f"{row.get('title') or 'WAC job'} [wac:{key}]"
-        if isinstance(row.get("create_requested_at"), str):
-            existing = self._find_remote_job(connection, key)
-            if existing is not None:
-                _log.info("job for row %s already exists on %s: %s (not created again)", index, provider, existing)
-                return connection.job(existing)
-        self.tracker.update_row(index, job_key=key, create_requested_at=_now())
-        return self._with_retries(lambda: connection.create_job(cube, title=title), what=f"create job {title!r}")
 
     def _find_remote_job(self, connection: Connection, key: str) -> Optional[str]:
         jobs = self._with_retries(lambda: connection.list_jobs(limit=None), what="list jobs")
