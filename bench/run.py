@@ -121,6 +121,86 @@ def bench_tracker(sizes=(1_000, 10_000, 100_000)) -> dict:
     return results
 
 
+def bench_result_layers(tiles: int = 100) -> dict:
+    """100 finished NetCDF tiles from the local backend, loaded as layers: ours vs one by one per variable."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+
+    from demo.run_demo import start_backend
+    from wac_extractor.core.composites import group_by_month, month_composites, mosaic
+    from wac_extractor.core.connect import connect
+    from wac_extractor.core.planning import plan_grid
+    from wac_extractor.core.runner import BackendSpec, ExtractionRunner
+    from wac_extractor.core.tracker import create_tracker
+
+    app = QgsApplication([], False)
+    app.initQgis()
+    from wac_extractor.layers import ResultLoader, prepare_layers
+
+    work = Path(tempfile.mkdtemp(prefix="wac-bench-layers-"))
+    backend, url = start_backend(work)
+    try:
+        import requests
+
+        requests.post(f"{url}/_control/config", json={"queue_seconds": [0, 0], "run_seconds": [0, 0]}, timeout=10)
+        request = PlanRequest("2023-01-01", "2023-02-01", ["s1"], 85, 1)
+        table = plan_grid(request, 600000, 5600000, "EPSG:32631", window=10000, gap=0, rows=10, cols=tiles // 10)
+        tracker = create_tracker(work / "jobs.gpkg", table)
+        spec = BackendSpec(url=url, parallel_jobs=8)
+        started = time.perf_counter()
+        ExtractionRunner(tracker, work / "out", [(spec, lambda: connect(url, "basic", "demo", "demo"))],
+                         poll_interval=0.2).run()  # fmt: skip
+        run_seconds = time.perf_counter() - started
+    finally:
+        backend.terminate()
+        backend.wait(10)
+    files = sorted((work / "out").glob("*/*.nc"))
+    project = QgsProject.instance()
+
+    started = time.perf_counter()
+    for path in files:  # baseline: what iface.addRasterLayer does, one layer per NetCDF variable
+        for variable in ("VV", "VH"):
+            project.addMapLayer(QgsRasterLayer(f'NETCDF:"{path}":{variable}', f"{path.parent.name} {variable}", "gdal"))
+    baseline = time.perf_counter() - started
+    project.clear()
+
+    started = time.perf_counter()
+    composites = [c for path in files for c in month_composites(path, 1)]  # in the task thread in the plugin
+    vrt_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    prepared = prepare_layers(composites)  # also in the task thread: QGIS reads data to set up the stretch
+    prepare_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ResultLoader("bench", project).add(prepared, tile_label="tile")  # the only part on the UI thread
+    layer_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for (_, month), parts in group_by_month(composites).items():
+        mosaic(parts, work / f"mosaic_{month}.vrt")
+    mosaic_seconds = time.perf_counter() - started
+    result = {
+        "tiles": len(files),
+        "run_seconds_local_backend": run_seconds,
+        "baseline_addRasterLayer_per_variable": {
+            "total_s": baseline,
+            "per_tile_ms": 1000 * baseline / len(files),
+            "layers": 2 * len(files),
+        },  # fmt: skip
+        "ours_vrt_build_in_task": {"total_s": vrt_seconds, "per_tile_ms": 1000 * vrt_seconds / len(files)},
+        "ours_layers_opened_in_task": {"total_s": prepare_seconds, "per_tile_ms": 1000 * prepare_seconds / len(files)},
+        "ours_layers_on_ui_thread": {
+            "total_s": layer_seconds,
+            "per_tile_ms": 1000 * layer_seconds / len(files),
+            "layers": len(composites),
+        },  # fmt: skip
+        "mosaic_vrt_s": mosaic_seconds,
+        "rss_after_loading_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    app.exitQgis()
+    return result
+
+
 def main() -> int:
     results = {
         "machine": {
@@ -131,6 +211,8 @@ def main() -> int:
         "planning": bench_planning(),
         "tracker_update": bench_tracker(),
     }
+    results["peak_rss_mb_trackers"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["result_layers"] = bench_result_layers()
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     OUT.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple, Union
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
@@ -18,7 +18,7 @@ from qgis.core import (
     QgsRendererCategory,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime
+from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime
 
 from .core.composites import MonthComposite
 from .job_model import STATUS_COLOURS
@@ -86,11 +86,16 @@ class ResultLoader:
         return _child_group(_child_group(self.run_group(), SENSOR_GROUPS[int(sentinel)]), month)
 
     def add(
-        self, composites: Iterable[MonthComposite], tile_label: str = "", mosaic: bool = False
+        self, composites: Iterable[Union[MonthComposite, Prepared]], tile_label: str = "", mosaic: bool = False
     ) -> List[QgsRasterLayer]:
-        """Add composites under <run>/<sensor>/<month> (or <run>/Mosaics/<sensor> for mosaics)."""
+        """Add composites under <run>/<sensor>/<month> (or <run>/Mosaics/<sensor> for mosaics).
+
+        Items may be ``(composite, layer)`` pairs prepared off the UI thread (:func:`prepare_layers`):
+        opening a 3-band VRT makes QGIS read the data for its default stretch (~150 ms a tile).
+        """
         layers = []
-        for composite in composites:
+        for item in composites:
+            composite, layer = item if isinstance(item, tuple) else (item, None)
             kind = "S2" if composite.sentinel == 2 else "S1"
             name = f"{kind} {composite.month} {tile_label}".strip()
             if mosaic:
@@ -99,11 +104,27 @@ class ResultLoader:
                 group = self.month_group(composite.sentinel, composite.month)
             if any(Path(child.layer().source()) == composite.path for child in group.findLayers() if child.layer()):
                 continue  # already loaded (resumed run)
-            layer = composite_layer(composite, name)
+            if layer is None:
+                layer = composite_layer(composite, name)
+            layer.setName(name)
             self.project.addMapLayer(layer, False)
             group.addLayer(layer)
             layers.append(layer)
         return layers
+
+
+Prepared = Tuple[MonthComposite, QgsRasterLayer]
+
+
+def prepare_layers(composites: Iterable[MonthComposite]) -> List[Prepared]:
+    """Open and style composite layers in a worker thread, then hand them to the UI thread."""
+    main_thread = QCoreApplication.instance().thread()
+    prepared = []
+    for composite in composites:
+        layer = composite_layer(composite, composite.path.stem)
+        layer.moveToThread(main_thread)
+        prepared.append((composite, layer))
+    return prepared
 
 
 def job_tiles_layer(tracker_path: Path, name: str = "WAC job tiles") -> QgsVectorLayer:

@@ -13,6 +13,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 from .core.composites import MonthComposite, month_composites, mosaic
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
+from .layers import prepare_layers
 
 LOG_TAG = "WAC Extractor"
 _log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class ExtractionTask(QgsTask):
 
     progress_changed = pyqtSignal(object, object)  # RunProgress, jobs snapshot (DataFrame, no footprints)
     job_event = pyqtSignal(object)  # JobEvent
-    composites_ready = pyqtSignal(object, object)  # (job row index, List[MonthComposite])
+    composites_ready = pyqtSignal(object, object)  # (job row index, [(MonthComposite, QgsRasterLayer)])
     mosaics_ready = pyqtSignal(object)  # List[MonthComposite], one per sensor, month and UTM zone
     run_finished = pyqtSignal(object)  # RunSummary or None
     run_failed = pyqtSignal(str)
@@ -58,8 +59,8 @@ class ExtractionTask(QgsTask):
         self.job_event.emit(event)
         if event.status == "downloaded":
             composites = self._composites_for(event.index)
-            if composites:
-                self.composites_ready.emit(event.index, composites)
+            if composites:  # layers are opened here, in the worker thread, not on the UI thread
+                self.composites_ready.emit(event.index, prepare_layers(composites))
         if event.status in ("error", "download_failed", "skipped"):
             QgsMessageLog.logMessage(f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.Warning)
 
