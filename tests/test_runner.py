@@ -95,15 +95,25 @@ def test_notebook_csv_without_manager_columns_runs(backend, tmp_path):
     assert reread["status"].eq("finished").all() and reread["id"].notna().all()
 
 
-def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):
+def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def start_slow_run(backend, tmp_path):
+    """A run of the notebook's jobs in a thread, on a backend whose jobs take a minute."""
     backend.configure(run_seconds=[60, 60])
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
     runner = make_runner(tracker, tmp_path / "out", backend.url)
     thread = threading.Thread(target=runner.run)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not any(j["status"] == "running" for j in backend.jobs()) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    return tracker, runner, thread
+
+
+def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):
+    tracker, runner, thread = start_slow_run(backend, tmp_path)
+    wait_for(lambda: any(j["status"] == "running" for j in backend.jobs()))
     assert any(j["status"] == "running" for j in backend.jobs())
     cancelled_at = time.monotonic()
     runner.cancel(cancel_remote=True)
@@ -225,15 +235,9 @@ def test_unwritable_output_folder_is_refused_before_any_job(backend, tmp_path):
 
 
 def test_a_second_run_on_the_same_tracker_is_refused(backend, tmp_path):
-    backend.configure(run_seconds=[60, 60])
-    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
-    first = make_runner(tracker, tmp_path / "out", backend.url)
-    thread = threading.Thread(target=first.run)
-    thread.start()
+    _, first, thread = start_slow_run(backend, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not backend.jobs() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(backend.jobs)
         command = [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--backend",
                    backend.url, "--auth", "basic", "--username", "demo", "--output", str(tmp_path / "out")]  # fmt: skip
         env = {**os.environ, "WAC_PASSWORD": "demo", "PYTHONPATH": str(REPO)}
