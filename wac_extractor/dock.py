@@ -348,7 +348,7 @@ class WacDock(QgsDockWidget):
         except ValueError as exc:
             return self._show_problem(str(exc))
         summary = summarize(self.plan)
-        total_area = area_km2([(shapely.from_wkt(g.asWkt()), 4326) for g in self.aois])
+        total_area = area_km2(aois)
         for wkt in self.plan.drop_duplicates("tile_id")["geometry"]:
             self.tile_band.addGeometry(QgsGeometry.fromWkt(wkt), QgsCoordinateReferenceSystem("EPSG:4326"))
         self._show_problem("", summary=f"{summary}; AOIs {total_area:,.1f} km².")

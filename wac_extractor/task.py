@@ -52,8 +52,8 @@ class ExtractionTask(QgsTask):
     def _on_progress(self, progress: RunProgress) -> None:
         if progress.total:
             self.setProgress(100.0 * progress.done / progress.total)
-        # Read here, in the worker thread, so the job table never costs the UI a tracker read.
-        self.progress_changed.emit(progress, self.runner.tracker.snapshot())
+        # The snapshot was read here, in the worker thread: the job table never costs the UI a read.
+        self.progress_changed.emit(progress, progress.jobs)
 
     def _on_event(self, event: JobEvent) -> None:
         self.job_event.emit(event)

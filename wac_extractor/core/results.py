@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional
 from urllib.parse import urlparse
@@ -43,12 +42,6 @@ def safe_asset_name(name: str) -> str:
 def same_origin(url: str, root_url: str) -> bool:
     a, b = urlparse(url), urlparse(root_url)
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
-
-
-@dataclass
-class AssetDownload:
-    href: str
-    name: str
 
 
 def stream_to_file(

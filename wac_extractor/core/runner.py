@@ -106,6 +106,7 @@ class RunProgress:
     total: int
     downloaded: int
     downloads_failed: int
+    jobs: Optional[pd.DataFrame] = None  # the snapshot the counts come from (no footprints)
 
     @property
     def done(self) -> int:
@@ -264,7 +265,7 @@ class ExtractionRunner:
                 if not self._work_left(manager):
                     break
                 manager._job_update_loop(job_db=self._observed, start_job=self._start_job, stats=stats)
-                self._restart_failed_starts()
+                self._restart_jobs(["start_failed"])
                 self._report_progress()
                 self._sleep(self.poll_interval)
             if self._stop.is_set() and self._cancel_remote:
@@ -274,9 +275,9 @@ class ExtractionRunner:
             pool.shutdown()
             self._download_pool.shutdown(wait=True, cancel_futures=True)
             self._report_progress()
-        counts = self.tracker.count_by_status()
-        downloaded, failed = self._download_counts()
-        return RunSummary(counts, downloaded, failed, self._stop.is_set(), time.monotonic() - started, dict(stats))
+        progress = self._progress()
+        return RunSummary(progress.counts, progress.downloaded, progress.downloads_failed, self._stop.is_set(),
+                          time.monotonic() - started, dict(stats))  # fmt: skip
 
     # --- the loop's parts ----------------------------------------------------------------------
     def _sleep(self, seconds: float) -> None:
@@ -305,7 +306,7 @@ class ExtractionRunner:
         return self._manager._get_connection(backend_name)
 
     def _work_left(self, manager: _WacJobManager) -> bool:
-        pending = sum(self.tracker.count_by_status(PENDING_STATUSES).values())
+        pending = pending_jobs(self.tracker)
         with self._lock:
             downloading = any(not f.done() for f in self._downloads.values())
         return bool(pending or downloading or manager._worker_pool.has_unprocessed_tasks())
@@ -320,11 +321,10 @@ class ExtractionRunner:
                     self.submit_download(connection.job(row["id"]), row)
         # A crash after a job was created but before its start request went out leaves it
         # "queued_for_start" locally and "created" remotely: start it again.
-        for index, row in self.tracker.get_by_status(["queued_for_start", "start_failed"]).iterrows():
-            self._restart(index, row)
+        self._restart_jobs(["queued_for_start", "start_failed"])
 
-    def _restart_failed_starts(self) -> None:
-        for index, row in self.tracker.get_by_status(["start_failed"]).iterrows():
+    def _restart_jobs(self, statuses: List[str]) -> None:
+        for index, row in self.tracker.get_by_status(statuses).iterrows():
             self._restart(index, row)
 
     def _restart(self, index: int, row: pd.Series) -> None:
@@ -378,7 +378,10 @@ class ExtractionRunner:
         return None
 
     def _with_retries(self, call: Callable, what: str, attempts: int = 4):
-        """Retry transient HTTP errors (429 honouring Retry-After, 5xx) with backoff; stop-aware."""
+        """Retry transient HTTP errors (429, 5xx) with exponential backoff (2, 4, 8 s); stop-aware.
+
+        For POST requests, which the session's retry adapter leaves alone; it does not read Retry-After.
+        """
         for attempt in range(1, attempts + 1):
             try:
                 return call()
@@ -485,18 +488,17 @@ class ExtractionRunner:
         if self.on_event:
             self.on_event(JobEvent(int(index), str(row.get("title")), status, previous, message))
 
-    def _download_counts(self) -> tuple:
-        finished = self.tracker.get_by_status(["finished"])
-        if "result_status" not in finished.columns:
-            return 0, 0
-        return int((finished["result_status"] == "ok").sum()), int((finished["result_status"] == "failed").sum())
+    def _progress(self) -> RunProgress:
+        """Counts per status and of checked downloads, from one read of the tracker (no footprints)."""
+        jobs = self.tracker.snapshot()
+        counts = {str(k): int(v) for k, v in jobs["status"].value_counts().items()}
+        finished = jobs[jobs["status"] == "finished"]
+        results = finished.get("result_status", pd.Series(dtype=object))
+        return RunProgress(counts, len(jobs), int((results == "ok").sum()), int((results == "failed").sum()), jobs)
 
     def _report_progress(self) -> None:
-        if not self.on_progress:
-            return
-        counts = self.tracker.count_by_status()
-        downloaded, failed = self._download_counts()
-        self.on_progress(RunProgress(counts, sum(counts.values()), downloaded, failed))
+        if self.on_progress:
+            self.on_progress(self._progress())
 
 
 def check_writable(folder: Path, what: str) -> None:

@@ -148,6 +148,12 @@ def _quote(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def _insert_sql(attributes: Sequence[str]) -> str:
+    """INSERT of one job row: fid, footprint, then ``attributes``."""
+    names = ", ".join([FID_COLUMN, GEOMETRY_COLUMN] + [_quote(c) for c in attributes])
+    return f"INSERT INTO {_quote(TABLE)} ({names}) VALUES ({', '.join('?' * (len(attributes) + 2))})"
+
+
 # --- GeoPackage geometry blobs (GPKG spec 2.1.3: "GP" header, optional envelope, then WKB) ---
 
 
@@ -267,15 +273,13 @@ class GeoPackageTracker(JobDatabaseInterface):
         con = sqlite3.connect(temporary, isolation_level=None)
         try:
             attributes = [c for c in df.columns if c != "geometry"]
-            names = ", ".join([FID_COLUMN, GEOMETRY_COLUMN] + [_quote(c) for c in attributes])
-            marks = ", ".join("?" * (len(attributes) + 2))
             geometries = df["geometry"] if "geometry" in df.columns else [None] * len(df)
             rows = (
                 [int(fid) + 1, encode_gpkg_geometry(wkt)] + [_to_sql_value(v) for v in values]
                 for fid, wkt, values in zip(df.index, geometries, df[attributes].itertuples(index=False))
             )
             con.execute("BEGIN")
-            con.executemany(f"INSERT INTO {_quote(TABLE)} ({names}) VALUES ({marks})", rows)
+            con.executemany(_insert_sql(attributes), rows)
             con.execute("COMMIT")
         finally:
             con.close()
@@ -309,12 +313,10 @@ class GeoPackageTracker(JobDatabaseInterface):
 
     def _insert(self, con: sqlite3.Connection, index, row: pd.Series) -> None:
         attributes = [c for c in row.index if c != "geometry"]
-        names = ", ".join([FID_COLUMN, GEOMETRY_COLUMN] + [_quote(c) for c in attributes])
-        marks = ", ".join("?" * (len(attributes) + 2))
         params = [int(index) + 1, encode_gpkg_geometry(row.get("geometry"))] + [
             _to_sql_value(row[c]) for c in attributes
         ]
-        con.execute(f"INSERT INTO {_quote(TABLE)} ({names}) VALUES ({marks})", params)
+        con.execute(_insert_sql(attributes), params)
 
     def update_row(self, index: int, **values: Any) -> None:
         """Persist a few fields of one job (used for the runner's own bookkeeping)."""
