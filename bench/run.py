@@ -130,9 +130,9 @@ def bench_result_layers(tiles: int = 100) -> dict:
 
     from demo.run_demo import start_backend
     from wac_extractor.core.composites import group_by_month, month_composites, mosaic
-    from wac_extractor.core.connect import connect
     from wac_extractor.core.planning import plan_grid
     from wac_extractor.core.runner import BackendSpec, ExtractionRunner
+    from wac_extractor.core.signin import connect
     from wac_extractor.core.tracker import create_tracker
 
     app = QgsApplication([], False)

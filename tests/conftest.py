@@ -42,6 +42,10 @@ class LocalBackend:
     def reset(self):
         return self.control("reset", {})
 
+    def oidc(self, **body):
+        """The OIDC provider: ``approve=<user code>``, ``access_token_seconds``, ``revoke=True``..."""
+        return self.control("oidc", body)
+
 
 def start_backend(tmp_dir: Path, *extra_args: str):
     """Start ``python -m tests.local_backend`` on a free port; returns (process, url)."""
@@ -93,6 +97,14 @@ def backend(local_backend):
     local_backend.reset()
     yield local_backend
     local_backend.reset()
+
+
+@pytest.fixture(autouse=True)
+def private_openeo_home(tmp_path, monkeypatch):
+    """openeo's refresh-token store and auth config in a temp dir: tests never touch the real home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    return tmp_path / "xdg-data" / "openeo-python-client" / "refresh-tokens.json"
 
 
 @pytest.fixture

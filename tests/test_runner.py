@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from osgeo import gdal, osr
 
-from wac_extractor.core.connect import connect
 from wac_extractor.core.planning import PlanRequest, plan_grid
 from wac_extractor.core.process_graphs import job_cube
 from wac_extractor.core.runner import BackendSpec, ExtractionRunner
+from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import CsvTracker, create_tracker, open_tracker
 
 from .conftest import REPO

@@ -8,8 +8,8 @@ import pytest
 from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSlot
 
-from wac_extractor.core.connect import connect
 from wac_extractor.core.runner import BackendSpec
+from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
 from wac_extractor.layers import SENSOR_GROUPS, ResultLoader
 from wac_extractor.task import ExtractionTask

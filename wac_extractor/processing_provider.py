@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import shapely
+from openeo.rest import OpenEoClientException
 from qgis.core import (
-    QgsApplication,
-    QgsAuthMethodConfig,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -27,13 +26,15 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from .core.connect import CDSE_URL, connect
+from .core.connect import CDSE_URL
 from .core.planning import PlanRequest, plan_aois, plan_features, summarize
-from .core.runner import BackendSpec, ExtractionRunner
+from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
+from .core.signin import BackendLogin, SignIn, SignInRequiredError
 from .core.tracker import TrackerError, create_tracker, open_tracker
+from .credentials import CredentialsError, load_credentials
 
 SENSOR_OPTIONS = ["Sentinel-1 monthly mosaic (VV, VH)", "Sentinel-2 L2A monthly median"]
-AUTH_OPTIONS = ["oidc", "basic", "none"]
+AUTH_OPTIONS = ["oidc", "basic", "none", "client_credentials"]  # appended: saved models keep their index
 
 
 def _icon() -> QIcon:
@@ -66,8 +67,10 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             "batch job per tile, time window and sensor with openEO's MultiBackendJobManager, and downloads "
             "and checks the NetCDF results into the output folder. The tracker (GeoPackage or CSV) remembers "
             "every job: running the algorithm again with the same tracker resumes without creating jobs twice. "
-            "Basic-auth passwords come from a QGIS authentication configuration (or WAC_PASSWORD for "
-            "qgis_process), never from a parameter."
+            "OpenID Connect uses the sign-in stored by the WAC Extractor dock (or 'python -m wac_extractor login'). "
+            "Basic-auth passwords and client secrets come from a QGIS authentication configuration (or "
+            "WAC_PASSWORD for qgis_process), never from a parameter. Comma-separated backend URLs and parallel "
+            "jobs run on several backends at once."
         )
 
     def icon(self):
@@ -93,11 +96,17 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean(self.PER_FEATURE, "One job per feature (no tiling)", defaultValue=False)
         )
-        self.addParameter(QgsProcessingParameterString(self.BACKEND, "openEO backend URL", CDSE_URL))
-        self.addParameter(QgsProcessingParameterNumber(self.PARALLEL, "Parallel jobs", integer, 2, False, 1, 50))
+        self.addParameter(
+            QgsProcessingParameterString(self.BACKEND, "openEO backend URL(s), comma-separated", CDSE_URL)
+        )
+        self.addParameter(
+            QgsProcessingParameterString(self.PARALLEL, "Parallel jobs (per backend, comma-separated)", "2")
+        )
         self.addParameter(QgsProcessingParameterEnum(self.AUTH, "Sign in", AUTH_OPTIONS, defaultValue=0))
         self.addParameter(QgsProcessingParameterString(self.USERNAME, "User (basic)", optional=True))
-        self.addParameter(QgsProcessingParameterAuthConfig(self.AUTHCFG, "Credentials (basic)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterAuthConfig(self.AUTHCFG, "Credentials (basic or client credentials)", optional=True)
+        )
         poll = QgsProcessingParameterNumber(self.POLL, "Seconds between status polls", double, 10, False, 0.1)
         poll.setFlags(poll.flags() | poll.FlagAdvanced)
         self.addParameter(poll)
@@ -108,18 +117,32 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("TRACKER_LAYER", "Job tiles"))
         self.addOutput(QgsProcessingOutputFolder("RESULTS", "Results folder"))
 
-    def _credentials(self, parameters, context, auth: str):
+    def _sign_in(self, parameters, context, auth: str) -> SignIn:
         username = self.parameterAsString(parameters, self.USERNAME, context)
-        if auth != "basic":
-            return username, None
         authcfg = self.parameterAsString(parameters, self.AUTHCFG, context)
-        if authcfg:
-            config = QgsAuthMethodConfig()
-            QgsApplication.authManager().loadAuthenticationConfig(authcfg, config, True)
-            return config.config("username") or username, config.config("password")
-        if "WAC_PASSWORD" in os.environ:
-            return username, os.environ["WAC_PASSWORD"]
-        raise QgsProcessingException("Basic sign-in needs credentials: choose an authentication configuration.")
+        if auth in ("basic", "client_credentials") and authcfg:
+            return SignIn(auth, *load_credentials(authcfg))
+        if auth == "basic" and username and "WAC_PASSWORD" in os.environ:
+            return SignIn(auth, username, os.environ["WAC_PASSWORD"])
+        if auth in ("basic", "client_credentials"):
+            raise QgsProcessingException("Sign-in needs credentials: choose an authentication configuration.")
+        return SignIn(auth)  # OIDC: the stored refresh token only; nobody could answer a prompt here
+
+    def _backends(self, parameters, context, sign_in: SignIn) -> list:
+        urls = [u.strip() for u in self.parameterAsString(parameters, self.BACKEND, context).split(",") if u.strip()]
+        text = self.parameterAsString(parameters, self.PARALLEL, context) or "2"
+        try:
+            parallel = [int(p) for p in text.split(",") if p.strip()]
+        except ValueError:
+            raise QgsProcessingException(
+                f"Parallel jobs: {text!r} is not a number (or comma-separated numbers)."
+            ) from None
+        if not urls or len(parallel) not in (1, len(urls)) or min(parallel) < 1:
+            raise QgsProcessingException(
+                "Parallel jobs: give one number of at least 1, or one per backend URL (comma-separated)."
+            )
+        parallel = parallel * len(urls) if len(parallel) == 1 else parallel
+        return [(BackendSpec(url=u, parallel_jobs=p), BackendLogin(u, sign_in)) for u, p in zip(urls, parallel)]
 
     def processAlgorithm(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, self.AOI, context)
@@ -149,10 +172,8 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
                     table = plan_aois(request, aois, tile_size=self.parameterAsInt(parameters, self.TILE, context))
                 tracker = create_tracker(tracker_path, table)
                 feedback.pushInfo(f"Planned {summarize(table)} -> {tracker_path}")
-            url = self.parameterAsString(parameters, self.BACKEND, context)
-            username, password = self._credentials(parameters, context, auth)
-            spec = BackendSpec(url=url, parallel_jobs=self.parameterAsInt(parameters, self.PARALLEL, context))
-        except (ValueError, TrackerError, FileExistsError) as exc:
+            backends = self._backends(parameters, context, self._sign_in(parameters, context, auth))
+        except (ValueError, TrackerError, FileExistsError, CredentialsError) as exc:
             raise QgsProcessingException(str(exc)) from None
 
         def progress(p):
@@ -167,13 +188,21 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         runner = ExtractionRunner(
             tracker,
             output,
-            [(spec, lambda: connect(url, auth, username, password))],
+            backends,
             poll_interval=self.parameterAsDouble(parameters, self.POLL, context),
             on_progress=progress,
             on_event=event,
             cancel_check=feedback.isCanceled,  # polled: a signal would queue to this worker thread
         )
-        summary = runner.run()
+        try:
+            summary = runner.run()
+        except SignInRequiredError as exc:
+            raise QgsProcessingException(
+                f"{exc} Sign in with the WAC Extractor dock (Backend: Sign in) or 'python -m wac_extractor login', "
+                "then run again."
+            ) from None
+        except (SignInLostError, OpenEoClientException) as exc:
+            raise QgsProcessingException(f"{exc} The tracker keeps every job: run again to resume.") from None
         feedback.pushInfo(
             f"{'Cancelled' if summary.cancelled else 'Done'} in {summary.seconds:.0f} s: {summary.counts}; "
             f"{summary.downloaded} results downloaded and checked"

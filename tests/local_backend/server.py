@@ -33,6 +33,8 @@ from typing import Dict, List, Optional
 from urllib.parse import parse_qs, urlparse
 
 from . import synthetic
+from .oidc import PROVIDER_ID, OidcProvider, verification_page
+from .oidc import USERS as OIDC_USERS
 
 _log = logging.getLogger("local_backend")
 
@@ -166,7 +168,8 @@ class Backend:
         self.work_dir = work_dir
         self.config = config or BackendConfig()
         self.jobs: Dict[str, Job] = {}
-        self.tokens: Dict[str, str] = {}
+        self.tokens: Dict[str, str] = {}  # basic-auth access tokens
+        self.oidc = OidcProvider()
         self.faults: List[FaultRule] = []
         self.request_counts: Dict[str, int] = {}
         self.lock = threading.RLock()
@@ -273,14 +276,27 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length) or b"{}") if length else {}
 
-    def user(self) -> Optional[str]:
+    def read_form(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()} if length else {}
+
+    def user(self) -> tuple:
+        """(user, None) for a valid bearer token, else (None, openEO error code)."""
         header = self.headers.get("Authorization", "")
-        match = re.match(r"Bearer (?:basic|oidc/[^/]+)//(.+)", header)
-        return self.backend.tokens.get(match.group(1)) if match else None
+        basic = re.fullmatch(r"Bearer basic//(.+)", header)
+        if basic:
+            user = self.backend.tokens.get(basic.group(1))
+            return (user, None) if user else (None, "TokenInvalid")
+        oidc = re.fullmatch(rf"Bearer oidc/{PROVIDER_ID}/(.+)", header)
+        if oidc:
+            return self.backend.oidc.user_for(oidc.group(1))
+        return None, "AuthenticationRequired"
 
     def require_user(self) -> Optional[str]:
-        user = self.user()
-        if user is None:
+        user, problem = self.user()
+        if problem == "TokenInvalid":
+            self.error(403, "TokenInvalid", "Authorization token has expired or is invalid. Please authenticate again.")
+        elif problem:
             self.error(401, "AuthenticationRequired", "Unauthorized: log in first.")
         return user
 
@@ -323,15 +339,9 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/credentials/basic":
             return self.basic_login()
         if method == "GET" and path == "/credentials/oidc":
-            grants = ["urn:ietf:params:oauth:grant-type:device_code+pkce", "refresh_token"]
-            provider = {
-                "id": "local",
-                "issuer": f"{self.root}/oidc",
-                "title": "Local OIDC (listed only; no login endpoints yet)",
-                "scopes": ["openid"],
-                "default_clients": [{"id": "wac-extractor", "grant_types": grants}],
-            }
-            return self.send_json(200, {"providers": [provider]})
+            return self.send_json(200, {"providers": [backend.oidc.provider_listing(self.issuer)]})
+        if path.startswith("/oidc"):
+            return self.oidc_route(method, path, query)
         if method == "GET" and path == "/collections":
             ids = ["SENTINEL2_L2A", "SENTINEL1_GLOBAL_MOSAICS"]
             return self.send_json(200, {"collections": [collection_metadata(self.root, c) for c in ids], "links": []})
@@ -354,9 +364,42 @@ class Handler(BaseHTTPRequestHandler):
             if user is None:
                 return None
             if path == "/me":
-                return self.send_json(200, {"user_id": user, "name": user})
+                return self.send_json(200, {"user_id": user, "name": OIDC_USERS.get(user, user)})
             return self.jobs_route(method, path, query, user)
         return self.error(404, "NotFound", f"{method} {path} is not an endpoint of this backend.")
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.root}/oidc"
+
+    def oidc_route(self, method: str, path: str, query: dict) -> None:
+        oidc = self.backend.oidc
+        if method == "GET" and path == "/oidc/.well-known/openid-configuration":
+            return self.send_json(200, oidc.discovery(self.issuer))
+        if method == "POST" and path == "/oidc/device_authorization":
+            return self.send_json(*oidc.device_authorization(self.read_form(), self.issuer))
+        if method == "POST" and path == "/oidc/token":
+            return self.send_json(*oidc.token(self.read_form()))
+        if path == "/oidc/device":
+            if method == "POST":
+                form = self.read_form()
+                approved = oidc.approve(form.get("user_code", ""), form.get("user", "alice"))
+                message = "Approved: go back to QGIS." if approved else "Unknown or expired code: try again."
+                return self.send_html(verification_page(self.issuer, form.get("user_code", ""), message))
+            return self.send_html(verification_page(self.issuer, (query.get("user_code") or [""])[0]))
+        if method == "GET" and path == "/oidc/userinfo":
+            user, problem = oidc.user_for(self.headers.get("Authorization", "").removeprefix("Bearer "))
+            if problem:
+                return self.send_json(401, {"error": "invalid_token"})
+            return self.send_json(200, {"sub": user, "name": OIDC_USERS.get(user, user)})
+        return self.error(404, "NotFound", f"{method} {path} is not an endpoint of the OIDC provider.")
+
+    def send_html(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def capabilities(self) -> dict:
         endpoints = [
@@ -513,7 +556,12 @@ class Handler(BaseHTTPRequestHandler):
             with backend.lock:
                 backend.faults = [FaultRule(**rule) for rule in body.get("rules", [])]
             return self.send_json(200, {"rules": len(backend.faults)})
+        if method == "POST" and path == "/_control/oidc":
+            return self.send_json(200, backend.oidc.control(self.read_json()))
+        if method == "GET" and path == "/_control/oidc":
+            return self.send_json(200, backend.oidc.control({}))
         if method == "POST" and path == "/_control/reset":
+            backend.oidc.reset()
             with backend.lock:
                 backend.jobs.clear()
                 backend.faults.clear()

@@ -10,11 +10,23 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from openeo.rest import OpenEoClientException
 from shapely.geometry.base import BaseGeometry
 
-from .connect import AUTH_METHODS, CDSE_URL, connect
+from .connect import CDSE_URL, check_backend
 from .planning import PlanRequest, plan_aois, plan_grid, summarize
 from .runner import BackendSpec, ExtractionRunner, JobEvent, RunProgress, iter_failed
+from .signin import (
+    SIGN_IN_METHODS,
+    BackendLogin,
+    DeviceCodePrompt,
+    DeviceFlowUi,
+    SignIn,
+    SignInCancelledError,
+    SignInRequiredError,
+    sign_out,
+    signed_in_as,
+)
 from .timewindows import add_months, parse_date
 from .tracker import TrackerError, create_tracker, open_tracker
 
@@ -90,13 +102,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", action="append", help=f"backend URL (repeatable; default {CDSE_URL})")
     run.add_argument("--parallel", type=int, action="append", help="parallel jobs per backend (default 2)")
     run.add_argument("--output", type=Path, required=True, help="folder for results (<output>/<job id>/)")
-    run.add_argument("--auth", choices=AUTH_METHODS, default="oidc", help="default oidc")
-    run.add_argument("--username", help="user for --auth basic (password: WAC_PASSWORD or prompt)")
+    _sign_in_arguments(run)
     run.add_argument("--poll", type=float, default=10.0, help="seconds between status polls (default 10)")
+
+    login = sub.add_parser("login", help="sign in (device code for OIDC), then test what the backend offers")
+    login.add_argument("--backend", default=CDSE_URL, help=f"backend URL (default {CDSE_URL})")
+    _sign_in_arguments(login)
+    logout = sub.add_parser("logout", help="forget the stored OIDC refresh tokens of a backend")
+    logout.add_argument("--backend", default=CDSE_URL, help=f"backend URL (default {CDSE_URL})")
 
     status = sub.add_parser("status", help="counts per status and the failed jobs of a tracker")
     status.add_argument("--jobs", type=Path, required=True)
     return parser
+
+
+def _sign_in_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--auth", choices=SIGN_IN_METHODS, default="oidc", help="default oidc (device code)")
+    parser.add_argument("--username", help="basic: the user; client_credentials: the client id")
+
+
+def _print_device_code(prompt: DeviceCodePrompt) -> None:
+    print(f"Sign in: open {prompt.link} and enter the code {prompt.user_code} "
+          f"(waiting {prompt.expires_in:.0f}s)", flush=True)  # fmt: skip
+
+
+def sign_in_from_args(args) -> SignIn:
+    """Secrets only from the environment or a prompt: never from the command line (shell history, ps)."""
+    secret = ""
+    if args.auth == "basic":
+        secret = os.environ.get("WAC_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
+    elif args.auth == "client_credentials":
+        secret = os.environ.get("WAC_CLIENT_SECRET") or getpass.getpass(f"Client secret for {args.username}: ")
+    return SignIn(args.auth, args.username or "", secret, device_ui=DeviceFlowUi(show=_print_device_code))
 
 
 def command_plan(args) -> int:
@@ -125,15 +162,11 @@ def command_run(args) -> int:
     parallel = args.parallel or []
     if len(parallel) > len(urls):
         raise ValueError("--parallel: given more often than --backend; give one --parallel per --backend.")
-    password = None
-    if args.auth == "basic":
-        password = os.environ.get("WAC_PASSWORD")
-        if password is None:
-            password = getpass.getpass(f"Password for {args.username}: ")
+    sign_in = sign_in_from_args(args)
     backends = []
     for i, url in enumerate(urls):
         spec = BackendSpec(url=url, parallel_jobs=parallel[i] if i < len(parallel) else 2)
-        backends.append((spec, lambda url=url: connect(url, args.auth, args.username, password)))
+        backends.append((spec, BackendLogin(url, sign_in)))
     tracker = open_tracker(args.jobs)
     if not tracker.exists():
         raise ValueError(f"--jobs: {args.jobs} does not exist; make it first with 'plan --out {args.jobs}'.")
@@ -158,6 +191,18 @@ def command_run(args) -> int:
     return 0 if not summary.downloads_failed and set(summary.counts) <= {"finished"} else 1
 
 
+def command_login(args) -> int:
+    connection = BackendLogin(args.backend, sign_in_from_args(args))()
+    report = check_backend(connection, user=signed_in_as(connection) if args.auth != "none" else "")
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def command_logout(args) -> int:
+    print(f"forgot {sign_out(args.backend)} stored sign-in(s) for {args.backend}")
+    return 0
+
+
 def command_status(args) -> int:
     tracker = open_tracker(args.jobs)
     if not tracker.exists():
@@ -175,9 +220,17 @@ def command_status(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
-    commands = {"plan": command_plan, "run": command_run, "status": command_status}
+    commands = {"plan": command_plan, "run": command_run, "status": command_status, "login": command_login,
+                "logout": command_logout}  # fmt: skip
     try:
         return commands[args.command](args)
-    except (ValueError, TrackerError, FileExistsError) as exc:
+    except (
+        ValueError,
+        TrackerError,
+        FileExistsError,
+        OpenEoClientException,
+        SignInRequiredError,
+        SignInCancelledError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

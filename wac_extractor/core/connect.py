@@ -1,17 +1,19 @@
-"""Open authenticated openEO connections (command line and runner; the plugin adds its own UI)."""
+"""Backend URLs and "Test connection": what a backend offers the WAC jobs (sign-in lives in ``signin``)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
 import openeo
 
+from .process_graphs import COLLECTIONS, RESULT_FORMAT, backend_capabilities, required_processes
+
 _log = logging.getLogger(__name__)
 
 CDSE_URL = "https://openeo.dataspace.copernicus.eu"
-AUTH_METHODS = ("oidc", "basic", "none")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -29,21 +31,46 @@ def normalize_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def connect(
-    url: str,
-    auth: str = "oidc",
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    timeout: float = 60,
-) -> openeo.Connection:
-    """An authenticated connection; ``oidc`` uses openeo's stored refresh tokens or the device flow."""
-    if auth not in AUTH_METHODS:
-        raise ValueError(f"auth: {auth!r} is not one of {', '.join(AUTH_METHODS)}.")
-    connection = openeo.connect(normalize_url(url), default_timeout=timeout, auto_validate=False)
-    if auth == "basic":
-        if not username or password is None:
-            raise ValueError("auth basic: give a user name (--username) and the password (WAC_PASSWORD or prompt).")
-        connection.authenticate_basic(username, password)
-    elif auth == "oidc":
-        connection.authenticate_oidc()
-    return connection
+@dataclass
+class BackendReport:
+    """What "Test connection" found: can this backend run WAC jobs, and for which dates?"""
+
+    url: str
+    api_version: str = ""
+    user: str = ""  # who is signed in, empty when not signed in
+    # collection id -> (first, last) ISO dates (None for an open end); missing collections are absent
+    collections: Dict[str, Tuple[Optional[str], Optional[str]]] = field(default_factory=dict)
+    missing_collections: List[str] = field(default_factory=list)
+    missing_processes: List[str] = field(default_factory=list)
+    netcdf: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing_collections or self.missing_processes) and self.netcdf
+
+    def lines(self) -> List[str]:
+        out = [f"openEO API {self.api_version} at {self.url}" + (f", signed in as {self.user}" if self.user else "")]
+        for collection_id, (first, last) in self.collections.items():
+            out.append(f"{collection_id}: {first or 'open'} to {last or 'open'}")
+        if self.missing_collections:
+            out.append("missing collections: " + ", ".join(self.missing_collections))
+        if self.missing_processes:
+            out.append("missing processes: " + ", ".join(self.missing_processes))
+        out.append("save_result as netCDF: " + ("yes" if self.netcdf else "NO"))
+        return out
+
+
+def check_backend(connection: openeo.Connection, user: str = "") -> BackendReport:
+    """Read capabilities, collections, processes and output formats: what the WAC jobs need."""
+    report = BackendReport(url=connection.root_url, user=user)
+    report.api_version = connection.capabilities().api_version()
+    listed = {c["id"] for c in connection.list_collections()}
+    present = [c for c in COLLECTIONS.values() if c in listed]
+    report.missing_collections = [c for c in COLLECTIONS.values() if c not in listed]
+    capabilities = backend_capabilities(connection, present)
+    report.collections = dict(capabilities.temporal_extents)
+    needed = sorted({p for sentinel in COLLECTIONS for p in required_processes(sentinel)})
+    report.missing_processes = [p for p in needed if p not in capabilities.processes]
+    formats = connection.list_output_formats()
+    report.netcdf = any(name.lower() == RESULT_FORMAT.lower() for name in formats)
+    return report

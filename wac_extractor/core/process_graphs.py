@@ -161,3 +161,27 @@ def job_cube(row, capabilities: BackendCapabilities = BackendCapabilities()) -> 
 def expected_variables(sentinel: int) -> List[str]:
     """The band variables a result NetCDF of this sensor must hold."""
     return list(S2_BANDS) if int(sentinel) == 2 else list(S1_BANDS)
+
+
+def required_processes(sentinel: int) -> List[str]:
+    """Every process id a job of this sensor uses, read from the graph itself (callbacks included)."""
+    row = {
+        "sentinel": sentinel,
+        "spatial_extent": {"west": 0, "south": 0, "east": 1, "north": 1, "crs": 4326},
+        "temporal_extent": ["2023-01-01", "2023-02-01"],
+        "max_cloud_cover": 80,
+    }
+    found = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            if "process_id" in value:
+                found.add(value["process_id"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(job_cube(row).flat_graph())
+    return sorted(found)

@@ -10,7 +10,9 @@ its worker threads); this module adds what the plugin and the command line need 
 - logs of failed jobs stored next to the tracker, their message in the tracker;
 - resuming never creates a job twice: each row gets a key that goes into the job title, and a
   row whose creation may have happened before a crash is first looked up on the backend;
-- progress callbacks (counts per status) and per-job events (status changes).
+- progress callbacks (counts per status) and per-job events (status changes);
+- a lost sign-in (refresh token revoked or expired) pauses the loop and signs in again through
+  the backend's ``sign_in_again`` (the plugin shows the device code), then carries on.
 
 It relies on ``MultiBackendJobManager._job_update_loop``, which is why openeo is pinned to 0.53.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import json
 import logging
 import threading
@@ -34,12 +37,13 @@ import requests
 from openeo import BatchJob, Connection
 from openeo.extra.job_management import MultiBackendJobManager
 from openeo.extra.job_management._thread_worker import _JobManagerWorkerThreadPool
-from openeo.rest import OpenEoApiError
+from openeo.rest import OpenEoApiError, OpenEoClientException
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .process_graphs import BackendCapabilities, backend_capabilities, expected_variables, job_cube
 from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
+from .signin import SignInCancelledError, SignInRequiredError, is_auth_error
 from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker, TrackerError, TrackerLock
 
 _log = logging.getLogger(__name__)
@@ -125,6 +129,10 @@ class RunSummary:
     stats: Dict[str, int] = field(default_factory=dict)
 
 
+class SignInLostError(RuntimeError):
+    """A backend stopped accepting our sign-in and signing in again failed; every job is kept."""
+
+
 class ObservedTracker:
     """The tracker as the manager sees it: runner-owned columns are not written, status changes reported."""
 
@@ -201,6 +209,9 @@ class ExtractionRunner:
     ):
         """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection.
 
+        When ``connect`` also has ``sign_in_again(connection)`` (``signin.BackendLogin``), a lost
+        sign-in pauses the run while it signs in again; without it the run stops with ``SignInLostError``.
+
         ``cancel_check`` is polled a few times a second (e.g. a Processing feedback's ``isCanceled``);
         returning True has the same effect as :meth:`cancel`.
         """
@@ -221,6 +232,8 @@ class ExtractionRunner:
         self._download_pool = ThreadPoolExecutor(max_workers=download_workers, thread_name_prefix="wac-download")
         self._capabilities: Dict[str, BackendCapabilities] = {}
         self._connections: Dict[str, Connection] = {}
+        self._logins = {spec.name: connect for spec, connect in self.backends}
+        self._auth_suspects: set = set()  # backends that answered 401/403 since the last check
         self._manager: Optional[_WacJobManager] = None
         self._observed = ObservedTracker(tracker, self._status_changed)
         self._lock = threading.Lock()
@@ -264,6 +277,7 @@ class ExtractionRunner:
             while not self._stop.is_set():
                 if not self._work_left(manager):
                     break
+                self._check_sign_ins()
                 manager._job_update_loop(job_db=self._observed, start_job=self._start_job, stats=stats)
                 self._restart_jobs(["start_failed"])
                 self._report_progress()
@@ -295,10 +309,50 @@ class ExtractionRunner:
     def _connector(self, name: str, connect: Callable[[], Connection]) -> Callable[[], Connection]:
         def get() -> Connection:
             if name not in self._connections:
-                self._connections[name] = connect()
+                connection = connect()
+                connection.session.hooks["response"].append(functools.partial(self._watch_auth, name))
+                self._connections[name] = connection
             return self._connections[name]
 
         return get
+
+    def _watch_auth(self, name: str, response: requests.Response, *args, **kwargs) -> None:
+        if response.status_code in (401, 403):
+            self._auth_suspects.add(name)
+
+    def _check_sign_ins(self) -> None:
+        """After a 401/403, check the backend still accepts us; if not, sign in again while the run waits.
+
+        openeo renews an expired access token by itself (refresh token or client credentials); this
+        is for when that failed. Statuses are not polled meanwhile, so nothing is marked failed.
+        """
+        while self._auth_suspects:
+            name = self._auth_suspects.pop()
+            connection = self._connections.get(name)
+            if connection is None:
+                continue
+            try:
+                connection.describe_account()  # renews the access token if openeo can
+                continue
+            except OpenEoApiError as exc:
+                if not is_auth_error(exc):
+                    continue
+                reason = exc.message
+            message = f"{name}: the backend no longer accepts the sign-in ({reason}); the run waits for a new sign-in."
+            _log.warning(message)
+            sign_in_again = getattr(self._logins.get(name), "sign_in_again", None)
+            try:
+                if sign_in_again is None:
+                    raise SignInRequiredError("this backend's sign-in cannot be renewed during a run")
+                sign_in_again(connection)
+            except (SignInRequiredError, SignInCancelledError, OpenEoClientException) as exc:
+                raise SignInLostError(
+                    f"{name}: signing in again failed ({exc}); the run stopped. Sign in and run again: "
+                    "every job is kept in the tracker and resumes."
+                ) from exc
+            self._auth_suspects.discard(name)
+            _log.info("%s: signed in again; the run carries on", name)
+            self._resume()  # downloads that failed on the lost sign-in
 
     def _connection(self, backend_name: str) -> Optional[Connection]:
         if self._manager is None or backend_name not in self._manager.backends:
@@ -365,6 +419,8 @@ class ExtractionRunner:
             self.tracker.update_row(index, job_key=key, create_requested_at=_now())
             return self._with_retries(lambda: connection.create_job(cube, title=title), what=f"create job {title!r}")
         except (ValueError, OpenEoApiError) as exc:
+            if is_auth_error(exc):  # not the row's fault: "start_failed", started again once signed in
+                raise requests.exceptions.ConnectionError(f"create job: {exc}") from exc
             # A refused row (bad dates, a graph the backend rejects): the manager marks it "skipped";
             # say why, and keep the run going for the other rows.
             self.tracker.update_row(index, error_message=str(exc)[:1000])
@@ -428,7 +484,12 @@ class ExtractionRunner:
             except DownloadCancelled:
                 self.tracker.update_row(index, result_status=None)
                 return
-            except (DownloadError, OpenEoApiError, requests.RequestException) as exc:
+            except OpenEoApiError as exc:
+                if is_auth_error(exc):  # downloaded again after the new sign-in
+                    self.tracker.update_row(index, result_status=None)
+                    return
+                problems = [str(exc)]
+            except (DownloadError, requests.RequestException) as exc:
                 problems = [str(exc)]
             except OSError as exc:  # read-only or full disk: say so, keep the job for a later retry
                 problems = [f"cannot write into {job_dir}: {exc.strerror or exc}"]
