@@ -107,6 +107,16 @@ def private_openeo_home(tmp_path, monkeypatch):
     return tmp_path / "xdg-data" / "openeo-python-client" / "refresh-tokens.json"
 
 
+def unlock_auth_database():
+    """QGIS's authentication database (pytest-qgis's profile), unlocked with a test master password."""
+    from qgis.core import QgsApplication
+
+    manager = QgsApplication.authManager()
+    if not manager.masterPasswordIsSet():
+        assert manager.setMasterPassword("wac-test-master-password", True), "cannot unlock the auth database"
+    return manager
+
+
 @pytest.fixture
 def python_exe():
     return sys.executable

@@ -10,18 +10,24 @@ from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QDate, QEvent, QPoint, Qt
 from qgis.PyQt.QtWidgets import QApplication
 
+from wac_extractor.backend_panel import BackendEntry
+from wac_extractor.core.connect import CDSE_URL
+from wac_extractor.credentials import save_credentials
 from wac_extractor.dock import WacDock
 from wac_extractor.layers import SENSOR_GROUPS
+
+from .conftest import unlock_auth_database
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def use_local_backend(dock: WacDock, url: str, folder: Path) -> None:
-    """Fill in the backend and output part of the dock as a user of the local backend would."""
-    dock.backend.setEditText(url)
-    dock.auth.setCurrentIndex(1)
-    dock.username.setText("demo")
-    dock.password.setText("demo")
+    """Fill in the backend and output part of the dock as a user of the local backend would:
+    CDSE unticked, the local backend added with basic auth from a QGIS auth configuration."""
+    unlock_auth_database()
+    authcfg = save_credentials("WAC local backend", "demo", "demo", url)
+    dock.backends.set_entries([BackendEntry(CDSE_URL, enabled=False), BackendEntry(url, 2, True, "basic", authcfg)])
+    dock.backends.table.selectRow(1)
     dock.output.setFilePath(str(folder / "out"))
     dock.tracker_file.setFilePath(str(folder / "jobs.gpkg"))
 
@@ -90,7 +96,8 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     assert len(s2_group.findLayers()) == jobs
     assert dock.jobs_layer is not None and dock.jobs_layer.featureCount() == jobs
     saved = {key: QgsSettings().value(key) for key in QgsSettings().allKeys() if key.startswith("wac_extractor/")}
-    assert saved["wac_extractor/username"] == "demo" and not any("password" in key for key in saved)
+    assert '"method": "basic"' in saved["wac_extractor/backends"]
+    assert not any("password" in key for key in saved) and "demo" not in str(saved)
     dock.grab().save(str(ARTIFACTS / "dock_after_run.png"))
     dock.widget().verticalScrollBar().setValue(10_000)
     dock.grab().save(str(ARTIFACTS / "dock_after_run_jobs.png"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -25,7 +26,6 @@ from qgis.PyQt.QtGui import QColor, QFont, QFontMetrics
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QDateEdit,
     QDialog,
     QDialogButtonBox,
@@ -34,7 +34,6 @@ from qgis.PyQt.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListWidget,
     QMenu,
     QPlainTextEdit,
@@ -49,9 +48,9 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .core.connect import CDSE_URL, connect
+from .backend_panel import BackendPanel
 from .core.planning import PlanRequest, plan_aois, summarize
-from .core.runner import BackendSpec
+from .core.process_graphs import COLLECTIONS
 from .core.tiling import area_km2
 from .core.tracker import create_tracker, open_tracker
 from .job_model import JobTableModel
@@ -60,7 +59,6 @@ from .maptools import PolygonTool, RectangleTool
 from .task import LOG_TAG, ExtractionTask
 
 SETTINGS = "wac_extractor/"
-CDSE_LABEL = "Copernicus Data Space Ecosystem"
 
 
 def _section(title: str) -> Tuple[QgsCollapsibleGroupBox, QFormLayout]:
@@ -154,20 +152,11 @@ class WacDock(QgsDockWidget):
         time_form.addRow("Tile size", self.tile_km)
         layout.addWidget(time_box)
 
-        backend_box, backend_form = _section("Backend and output")
-        self.backend = QComboBox(editable=True)
-        self.backend.addItem(CDSE_LABEL, CDSE_URL)
-        self.backend.setToolTip("Copernicus Data Space Ecosystem, or type the URL of another openEO backend")
-        backend_form.addRow("Backend", self.backend)
-        self.auth = QComboBox()
-        self.auth.addItems(["OpenID Connect", "Basic (user/password)"])
-        backend_form.addRow("Sign in", self.auth)
-        self.username = QLineEdit(placeholderText="user name (basic)")
-        self.password = QLineEdit(placeholderText="password (not stored)", echoMode=QLineEdit.Password)
-        backend_form.addRow("User", self.username)
-        backend_form.addRow("Password", self.password)
-        self.parallel = QSpinBox(minimum=1, maximum=50, toolTip="CDSE allows 2 parallel jobs for standard users")
-        backend_form.addRow("Parallel jobs", self.parallel)
+        sign_in_box, sign_in_form = _section("Backends and sign-in")
+        self.backends = BackendPanel()
+        sign_in_form.addRow(self.backends)
+        layout.addWidget(sign_in_box)
+        backend_box, backend_form = _section("Output")
         self.output = QgsFileWidget(storageMode=QgsFileWidget.GetDirectory)
         backend_form.addRow("Output folder", self.output)
         self.tracker_file = QgsFileWidget(storageMode=QgsFileWidget.SaveFile, filter="GeoPackage (*.gpkg);;CSV (*.csv)")
@@ -204,7 +193,7 @@ class WacDock(QgsDockWidget):
         self.table.doubleClicked.connect(lambda index: self.show_job_log(index.row()))
         layout.addWidget(self.table, 1)
 
-        for widget in (self.backend, self.auth, self.output, self.tracker_file, self.start_date, self.end_date):
+        for widget in (self.output, self.tracker_file, self.start_date, self.end_date):
             widget.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -223,7 +212,7 @@ class WacDock(QgsDockWidget):
         self.clear_aois.clicked.connect(self.clear_all_aois)
         self.run_button.clicked.connect(self.start_run)
         self.cancel_button.clicked.connect(self.cancel_run)
-        self.auth.currentIndexChanged.connect(self._auth_changed)
+        self.backends.changed.connect(self.schedule_preview)
         self.tile_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
         self.tile_band.setStrokeColor(QColor(30, 90, 200, 220))
         self.tile_band.setFillColor(QColor(30, 90, 200, 30))
@@ -231,11 +220,6 @@ class WacDock(QgsDockWidget):
         self.aoi_band.setStrokeColor(QColor(255, 120, 0, 230))
         self.aoi_band.setFillColor(QColor(255, 120, 0, 40))
         self.aoi_band.setWidth(2)
-
-    def _auth_changed(self) -> None:
-        basic = self.auth.currentIndex() == 1
-        self.username.setEnabled(basic)
-        self.password.setEnabled(basic)
 
     # --- settings ------------------------------------------------------------------------------
     def _load_settings(self) -> None:
@@ -249,15 +233,8 @@ class WacDock(QgsDockWidget):
         self.cloud_label.setText(f"{self.cloud.value()} %")
         self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
         self.mosaics.setChecked(s.value(SETTINGS + "mosaics", False, type=bool))
-        self.parallel.setValue(int(s.value(SETTINGS + "parallel", 2)))
-        url = s.value(SETTINGS + "backend", CDSE_URL)
-        if url != CDSE_URL:
-            self.backend.setEditText(url)
-        self.auth.setCurrentIndex(int(s.value(SETTINGS + "auth", 0)))
-        self.username.setText(s.value(SETTINGS + "username", ""))
         self.output.setFilePath(s.value(SETTINGS + "output", str(Path.home() / "wac_extractor")))
         self.tracker_file.setFilePath(s.value(SETTINGS + "tracker", ""))
-        self._auth_changed()
 
     def save_settings(self) -> None:
         s = QgsSettings()
@@ -270,15 +247,12 @@ class WacDock(QgsDockWidget):
             "cloud": self.cloud.value(),
             "tile_km": self.tile_km.value(),
             "mosaics": self.mosaics.isChecked(),
-            "parallel": self.parallel.value(),
-            "backend": self.backend_url(),
-            "auth": self.auth.currentIndex(),
-            "username": self.username.text(),
             "output": self.output.filePath(),
             "tracker": self.tracker_file.filePath(),
         }
-        for key, value in values.items():  # never the password
+        for key, value in values.items():
             s.setValue(SETTINGS + key, value)
+        self.backends.save_settings()  # URLs, methods and auth-config ids: never a secret
 
     # --- AOIs ----------------------------------------------------------------------------------
     def _to_wgs84(self, geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> QgsGeometry:
@@ -345,6 +319,10 @@ class WacDock(QgsDockWidget):
                 raise ValueError("Add at least one area of interest (draw, select or use the map extent).")
             aois = [(shapely.from_wkt(g.asWkt()), 4326) for g in self.aois]
             self.plan = plan_aois(self.request(), aois, tile_size=self.tile_km.value() * 1000)
+            sensors = [sentinel for sentinel, box in ((1, self.s1), (2, self.s2)) if box.isChecked()]
+            self.backends.check_dates(self.start_date.date().toString("yyyy-MM-dd"),
+                                      self.end_date.date().toString("yyyy-MM-dd"),
+                                      [COLLECTIONS[s] for s in sensors])  # fmt: skip
         except ValueError as exc:
             return self._show_problem(str(exc))
         summary = summarize(self.plan)
@@ -364,8 +342,7 @@ class WacDock(QgsDockWidget):
             "tile_size": self.tile_km,
             "AOI": self.aoi_list,
             "Add at least one area": self.aoi_list,
-            "backend": self.backend,
-            "parallel_jobs": self.parallel,
+            "backend": self.backends.table,
             "Choose an output folder": self.output,
         }
         return next((widget for prefix, widget in fields.items() if problem.startswith(prefix)), None)
@@ -388,17 +365,6 @@ class WacDock(QgsDockWidget):
         self.run_button.setToolTip(problem or ("A run is in progress" if running else "Start the jobs"))
 
     # --- run -----------------------------------------------------------------------------------
-    def backend_url(self) -> str:
-        text = self.backend.currentText().strip()
-        return CDSE_URL if text in ("", CDSE_LABEL) else text
-
-    def _connect_factory(self):
-        url, basic = self.backend_url(), self.auth.currentIndex() == 1
-        username, password = self.username.text(), self.password.text()
-        if basic:
-            return lambda: connect(url, "basic", username, password)
-        return lambda: connect(url, "oidc")
-
     def start_run(self) -> None:
         output = self.output.filePath()
         tracker_path = self.tracker_file.filePath() or str(Path(output) / "jobs.gpkg")
@@ -410,7 +376,8 @@ class WacDock(QgsDockWidget):
                 if self.plan is None:
                     return self._show_problem("Nothing to run: add an area of interest.")
                 tracker = create_tracker(tracker_path, self.plan)
-            spec = BackendSpec(url=self.backend_url(), parallel_jobs=self.parallel.value())
+            self._run_cancelled = threading.Event()
+            backends = self.backends.backends_for_run(cancelled=self._run_cancelled.is_set)
         except (ValueError, OSError) as exc:
             return self._show_problem(str(exc))
         self.save_settings()
@@ -420,7 +387,7 @@ class WacDock(QgsDockWidget):
         self._add_jobs_layer(tracker_path)
         self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
-                                   [(spec, self._connect_factory())], poll_interval=5.0,
+                                   backends, poll_interval=5.0,
                                    build_mosaics=self.mosaics.isChecked())  # fmt: skip
         self.task.progress_changed.connect(self.on_progress)
         self.task.composites_ready.connect(self.on_composites)
@@ -433,6 +400,7 @@ class WacDock(QgsDockWidget):
 
     def cancel_run(self) -> None:
         if self.task is not None:
+            self._run_cancelled.set()  # also ends a sign-in the run is waiting for
             self.task.cancel()
 
     def _add_jobs_layer(self, tracker_path: str) -> None:
@@ -446,6 +414,7 @@ class WacDock(QgsDockWidget):
         self.progress.setValue(progress.done)
         self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
         self.model.set_jobs(jobs)
+        self.backends.run_signed_in()
         if self.jobs_layer is not None:
             self.jobs_layer.dataProvider().reloadData()
             self.jobs_layer.triggerRepaint()
