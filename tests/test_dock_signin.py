@@ -131,3 +131,10 @@ def test_test_connection_reports_and_its_dates_validate_the_form(dock, backend, 
     assert not dock.run_button.isEnabled()
     assert "SENTINEL1_GLOBAL_MOSAICS covers 2023-01-01 to 2024-12-31" in dock.problem.text()
     assert "c62828" in dock.start_date.styleSheet()
+
+
+def test_a_plain_http_backend_on_another_host_is_warned_about(dock):
+    dock.backends.add_backend("http://openeo.example.org")
+    assert "is not HTTPS" in dock.backends.status.text()
+    dock.backends.add_backend("http://127.0.0.1:1")
+    assert "HTTPS" not in dock.backends.status.text()

@@ -191,6 +191,16 @@ def test_failed_job_is_marked_error_with_its_log(backend, tmp_path):
     assert not (tmp_path / "out" / failed["id"] / "openEO.nc").exists()
 
 
+def test_a_job_stuck_in_queued_is_cancelled_and_marked_error_with_the_reason(backend, tmp_path):
+    backend.configure(queue_seconds=[120, 120])  # the backend never gets to them
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:2])
+    started = time.monotonic()
+    summary = make_runner(tracker, tmp_path / "out", backend.url, max_queued_seconds=1.5).run()
+    assert summary.counts == {"error": 2} and time.monotonic() - started < 30
+    assert tracker.read()["error_message"].str.contains("still queued on the backend after").all()
+    assert {j["status"] for j in backend.jobs()} == {"canceled"}
+
+
 def test_truncated_download_is_retried_and_never_kept(backend, tmp_path):
     backend.configure(truncate_downloads=2)
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())

@@ -38,7 +38,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .core.connect import CDSE_URL, BackendReport, check_backend, normalize_url
+from .core.connect import CDSE_URL, BackendReport, check_backend, insecure_url_warning, normalize_url
 from .core.process_graphs import BackendCapabilities, check_temporal_coverage
 from .core.runner import BackendSpec
 from .core.signin import BackendLogin, DeviceCodePrompt, DeviceFlowUi, SignInRequiredError, sign_out, signed_in_as
@@ -322,6 +322,8 @@ class BackendPanel(QWidget):
         elif entry.method != "none":
             lines.append(f"Not signed in to {entry.label} yet" + (" (a stored sign-in is used if there is one)"
                                                                   if entry.method == "oidc" else ""))  # fmt: skip
+        if insecure_url_warning(entry.url):
+            lines.append("Warning: " + insecure_url_warning(entry.url) + " Use https:// if the backend offers it.")
         report = self.reports.get(entry.url)
         if report is not None:
             lines.extend(report.lines() if report.ok else ["Cannot run WAC jobs:"] + report.lines())
@@ -383,7 +385,8 @@ class BackendPanel(QWidget):
         self.task.done.connect(self.on_done)
         self.task.failed.connect(self.on_failed)
         self._task_url = entry.url
-        self.status.setText(f"{action.capitalize()}: {entry.label}…")
+        doing = {"sign in": "Signing in to", "test": "Testing", "sign out": "Signing out of"}[action]
+        self.status.setText(f"{doing} {entry.label}…")
         for button in (self.sign_in_button, self.test_button, self.sign_out_button):
             button.setEnabled(False)
         QgsApplication.taskManager().addTask(self.task)

@@ -162,6 +162,9 @@ class WacDock(QgsDockWidget):
         self.tracker_file = QgsFileWidget(storageMode=QgsFileWidget.SaveFile, filter="GeoPackage (*.gpkg);;CSV (*.csv)")
         self.tracker_file.setToolTip("A new file starts a run; an existing tracker is resumed")
         backend_form.addRow("Job tracker", self.tracker_file)
+        self.max_queued = QSpinBox(minimum=0, maximum=168, suffix=" h", specialValueText="never")
+        self.max_queued.setToolTip("Cancel a job the backend keeps queued longer than this; Retry queues it again")
+        backend_form.addRow("Give up on queued jobs after", self.max_queued)
         self.mosaics = QCheckBox("Also mosaic the tiles of each month")
         self.mosaics.setToolTip("One seamless layer per sensor and month (a VRT), besides the per-tile layers")
         backend_form.addRow(self.mosaics)
@@ -233,6 +236,7 @@ class WacDock(QgsDockWidget):
         self.cloud_label.setText(f"{self.cloud.value()} %")
         self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
         self.mosaics.setChecked(s.value(SETTINGS + "mosaics", False, type=bool))
+        self.max_queued.setValue(int(s.value(SETTINGS + "max_queued_hours", 0)))
         self.output.setFilePath(s.value(SETTINGS + "output", str(Path.home() / "wac_extractor")))
         self.tracker_file.setFilePath(s.value(SETTINGS + "tracker", ""))
 
@@ -247,6 +251,7 @@ class WacDock(QgsDockWidget):
             "cloud": self.cloud.value(),
             "tile_km": self.tile_km.value(),
             "mosaics": self.mosaics.isChecked(),
+            "max_queued_hours": self.max_queued.value(),
             "output": self.output.filePath(),
             "tracker": self.tracker_file.filePath(),
         }
@@ -387,8 +392,8 @@ class WacDock(QgsDockWidget):
         self._add_jobs_layer(tracker_path)
         self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
-                                   backends, poll_interval=5.0,
-                                   build_mosaics=self.mosaics.isChecked())  # fmt: skip
+                                   backends, poll_interval=5.0, build_mosaics=self.mosaics.isChecked(),
+                                   max_queued_seconds=self.max_queued.value() * 3600 or None)  # fmt: skip
         self.task.progress_changed.connect(self.on_progress)
         self.task.composites_ready.connect(self.on_composites)
         self.task.mosaics_ready.connect(self.on_mosaics)

@@ -47,6 +47,7 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
     AOI, START, END, WINDOW, SENSORS, CLOUD = "AOI", "START", "END", "WINDOW_MONTHS", "SENSORS", "MAX_CLOUD_COVER"
     TILE, PER_FEATURE, BACKEND, PARALLEL = "TILE_SIZE", "ONE_JOB_PER_FEATURE", "BACKEND", "PARALLEL_JOBS"
     AUTH, USERNAME, AUTHCFG, POLL = "AUTH", "USERNAME", "AUTHCFG", "POLL_SECONDS"
+    MAX_QUEUED = "MAX_QUEUED_HOURS"
     OUTPUT_FOLDER, TRACKER = "OUTPUT_FOLDER", "TRACKER"
 
     def name(self):
@@ -108,8 +109,12 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterAuthConfig(self.AUTHCFG, "Credentials (basic or client credentials)", optional=True)
         )
         poll = QgsProcessingParameterNumber(self.POLL, "Seconds between status polls", double, 10, False, 0.1)
-        poll.setFlags(poll.flags() | poll.FlagAdvanced)
-        self.addParameter(poll)
+        max_queued = QgsProcessingParameterNumber(
+            self.MAX_QUEUED, "Cancel jobs still queued after (hours, 0 = never)", double, 0, False, 0
+        )
+        for advanced in (poll, max_queued):
+            advanced.setFlags(advanced.flags() | advanced.FlagAdvanced)
+            self.addParameter(advanced)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addParameter(
             QgsProcessingParameterFileDestination(self.TRACKER, "Job tracker", "GeoPackage (*.gpkg);;CSV (*.csv)")
@@ -190,6 +195,7 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             output,
             backends,
             poll_interval=self.parameterAsDouble(parameters, self.POLL, context),
+            max_queued_seconds=self.parameterAsDouble(parameters, self.MAX_QUEUED, context) * 3600 or None,
             on_progress=progress,
             on_event=event,
             cancel_check=feedback.isCanceled,  # polled: a signal would queue to this worker thread

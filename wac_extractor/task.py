@@ -34,7 +34,8 @@ class ExtractionTask(QgsTask):
     run_failed = pyqtSignal(str)
 
     def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
-                 poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False):  # fmt: skip
+                 poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False,
+                 max_queued_seconds: Optional[float] = None):  # fmt: skip
         super().__init__(description, QgsTask.CanCancel)
         self.cancel_remote = cancel_remote
         self.build_mosaics = build_mosaics
@@ -45,6 +46,7 @@ class ExtractionTask(QgsTask):
             output_dir,
             backends,
             poll_interval=poll_interval,
+            max_queued_seconds=max_queued_seconds,
             on_progress=self._on_progress,
             on_event=self._on_event,
         )

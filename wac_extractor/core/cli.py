@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, required=True, help="folder for results (<output>/<job id>/)")
     _sign_in_arguments(run)
     run.add_argument("--poll", type=float, default=10.0, help="seconds between status polls (default 10)")
+    run.add_argument("--max-queued-hours", type=float, help="cancel jobs still queued on the backend after this long")
 
     login = sub.add_parser("login", help="sign in (device code for OIDC), then test what the backend offers")
     login.add_argument("--backend", default=CDSE_URL, help=f"backend URL (default {CDSE_URL})")
@@ -179,7 +180,9 @@ def command_run(args) -> int:
         if e.status in ("error", "download_failed", "skipped"):
             print(f"  job {e.index} {e.title}: {e.status}: {e.message}", flush=True)
 
-    runner = ExtractionRunner(tracker, args.output, backends, poll_interval=args.poll, on_progress=progress,
+    max_queued = args.max_queued_hours * 3600 if args.max_queued_hours else None
+    runner = ExtractionRunner(tracker, args.output, backends, poll_interval=args.poll, max_queued_seconds=max_queued,
+                              on_progress=progress,
                               on_event=event)  # fmt: skip
     try:
         summary = runner.run()

@@ -26,9 +26,17 @@ def normalize_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"backend: {url!r} is not an http(s) URL; use e.g. https://openeo.dataspace.copernicus.eu.")
-    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
-        _log.warning("backend %s is not HTTPS: credentials and results travel unencrypted.", url)
+    if insecure_url_warning(url):
+        _log.warning(insecure_url_warning(url))
     return url.rstrip("/")
+
+
+def insecure_url_warning(url: str) -> str:
+    """A warning for plain-HTTP URLs of hosts other than this machine, else ""."""
+    parsed = urlparse(url)
+    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+        return f"backend {url} is not HTTPS: sign-in tokens, passwords and results travel unencrypted."
+    return ""
 
 
 @dataclass

@@ -206,12 +206,15 @@ class ExtractionRunner:
         download_workers: int = 2,
         logs_dir: Optional[Path] = None,
         cancel_check: Optional[Callable[[], bool]] = None,
+        max_queued_seconds: Optional[float] = None,
     ):
         """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection.
 
         When ``connect`` also has ``sign_in_again(connection)`` (``signin.BackendLogin``), a lost
         sign-in pauses the run while it signs in again; without it the run stops with ``SignInLostError``.
 
+        ``max_queued_seconds``: a job queued on the backend for longer is cancelled there and marked
+        ``error`` with the reason (Retry starts it again); None waits for ever.
         ``cancel_check`` is polled a few times a second (e.g. a Processing feedback's ``isCanceled``);
         returning True has the same effect as :meth:`cancel`.
         """
@@ -238,6 +241,8 @@ class ExtractionRunner:
         self._observed = ObservedTracker(tracker, self._status_changed)
         self._lock = threading.Lock()
         self._cancel_check = cancel_check
+        self.max_queued_seconds = max_queued_seconds
+        self._queued_since: Dict[int, float] = {}  # row -> monotonic time it was first seen queued
 
     # --- public API ----------------------------------------------------------------------------
     def cancel(self, cancel_remote: bool = False) -> None:
@@ -280,6 +285,7 @@ class ExtractionRunner:
                 self._check_sign_ins()
                 manager._job_update_loop(job_db=self._observed, start_job=self._start_job, stats=stats)
                 self._restart_jobs(["start_failed"])
+                self._cancel_stuck_jobs()
                 self._report_progress()
                 self._sleep(self.poll_interval)
             if self._stop.is_set() and self._cancel_remote:
@@ -540,8 +546,31 @@ class ExtractionRunner:
                 except (OpenEoApiError, requests.RequestException) as exc:
                     _log.warning("could not cancel job %s: %s", row["id"], exc)
 
+    def _cancel_stuck_jobs(self) -> None:
+        """Jobs queued past ``max_queued_seconds`` (a backend that never starts them) end as errors."""
+        if self.max_queued_seconds is None:
+            return
+        now = time.monotonic()
+        for index, row in self.tracker.get_by_status(["queued"]).iterrows():
+            since = self._queued_since.setdefault(index, now)  # resumed runs count from now
+            if now - since <= self.max_queued_seconds:
+                continue
+            connection = self._connection(row.get("backend_name"))
+            try:
+                if connection is not None and isinstance(row.get("id"), str):
+                    connection.job(row["id"]).stop()
+            except (OpenEoApiError, requests.RequestException) as exc:
+                _log.warning("could not cancel stuck job %s: %s", row.get("id"), exc)
+            message = (f"still queued on the backend after {self.max_queued_seconds / 60:.1f} min: cancelled there; "
+                       "use Retry to queue it again")  # fmt: skip
+            self.tracker.update_row(index, error_message=message)
+            self._observed.persist(pd.DataFrame([{"status": "error"}], index=[index]))
+            self.emit(index, row, "error", previous="queued", message=message)
+
     # --- reporting -----------------------------------------------------------------------------
     def _status_changed(self, index: int, row: pd.Series, previous: Optional[str]) -> None:
+        if row.get("status") == "queued":
+            self._queued_since.setdefault(index, time.monotonic())
         self.emit(index, row, str(row.get("status")), previous=previous)
 
     def emit(self, index: int, row: pd.Series, status: str, previous: Optional[str] = None, message: str = "") -> None:
