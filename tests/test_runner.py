@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -219,6 +220,40 @@ def test_download_that_keeps_failing_is_reported_not_loaded(backend, tmp_path):
     row = tracker.read().iloc[0]
     assert row["result_status"] == "failed" and "cut off" in row["error_message"]
     assert not list((tmp_path / "out").glob("*/*.nc"))
+
+
+def test_a_huge_content_length_is_refused_before_writing(backend, tmp_path):
+    advertised = 10**13  # 10 TB: above the 20 GiB cap (and any free space)
+    backend.configure(fake_content_length=advertised)
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
+    summary = make_runner(tracker, tmp_path / "out", backend.url, download_retries=1).run()
+    assert summary.downloads_failed == 1
+    message = tracker.read().iloc[0]["error_message"]
+    assert f"is {advertised} bytes, above the limit" in message
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_a_full_disk_while_downloading_keeps_the_tracker_and_leaves_no_partial_file(backend, tmp_path, python_exe):
+    """The CLI with a 1 MB file-size limit (RLIMIT_FSIZE): every result write fails like on a full disk."""
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
+    del tracker
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    env = {**os.environ, "WAC_PASSWORD": "demo", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [python_exe, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--output",
+         str(tmp_path / "out"), "--backend", backend.url, "--auth", "basic", "--username", "demo", "--poll", "0.3"],
+        env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "download_failed" in result.stdout and "cannot write into" in result.stdout
+    row = open_tracker(tmp_path / "jobs.gpkg").read().iloc[0]
+    assert row["status"] == "finished" and row["result_status"] == "failed"
+    assert "File too large" in row["error_message"]
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.suffix in (".nc", ".part")]
 
 
 def test_backend_speaks_openeo_to_the_unmodified_client(backend):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import requests
 from openeo.rest.auth.oidc import OidcException
 
 from wac_extractor.core.connect import check_backend
@@ -175,3 +179,36 @@ def test_a_run_stops_cleanly_when_signing_in_again_fails(backend, tmp_path):
     kept = tracker.read()
     assert len(kept) == 4 and kept["id"].notna().sum() >= 1
     assert set(kept["status"]) - {"not_started"} <= {"queued", "running", "queued_for_start", "created", "finished"}
+
+
+def test_one_run_on_two_backends_each_with_its_own_sign_in_and_parallel_jobs(backend, tmp_path):
+    """The local backend under two names: OIDC (device code) on one, a service account on the other."""
+    other_url = backend.url.replace("127.0.0.1", "localhost")
+    oidc = BackendLogin(backend.url, SignIn("oidc", device_ui=Approver(backend).ui()))
+    service = BackendLogin(other_url, SignIn("client_credentials", "wac-service", "service-secret"))
+    specs = [(BackendSpec(backend.url, parallel_jobs=1), oidc), (BackendSpec(other_url, parallel_jobs=3), service)]
+    plan = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3), west=664000, south=5611120,
+                     crs="EPSG:32631")  # fmt: skip
+    tracker = create_tracker(tmp_path / "jobs.gpkg", plan)
+    summary = ExtractionRunner(tracker, tmp_path / "out", specs, poll_interval=0.3).run()
+    assert summary.counts == {"finished": 8} and summary.downloaded == 8
+    used = tracker.read()["backend_name"].value_counts()
+    assert set(used.index) == {backend.url.split("//")[1], other_url.split("//")[1]}
+    assert len(backend.jobs()) == 8
+
+
+def test_tls_verification_is_on(tmp_path):
+    """A backend with a self-signed certificate is refused, not silently trusted."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True)  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(requests.exceptions.SSLError):
+            BackendLogin(f"https://127.0.0.1:{server.server_address[1]}", SignIn("none"), retry=False)()
+    finally:
+        server.shutdown()

@@ -121,6 +121,7 @@ class BackendConfig:
     fail_title: Optional[str] = None  # jobs whose title matches this regex end in error
     truncate_downloads: int = 0  # that many next downloads are cut in half
     download_delay: float = 0.0  # seconds per 64 KiB chunk
+    fake_content_length: int = 0  # a hostile backend: advertise this many bytes for every asset
     max_workers: int = 2
 
 
@@ -254,8 +255,9 @@ class Handler(BaseHTTPRequestHandler):
 
     @property
     def root(self) -> str:
+        """The URL the client used (Host header), so result links work under any name of this server."""
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
 
     # --- plumbing ------------------------------------------------------------------------------
     def send_json(self, status: int, payload, headers: Optional[dict] = None) -> None:
@@ -522,14 +524,14 @@ class Handler(BaseHTTPRequestHandler):
                 backend.config.truncate_downloads -= 1
         self.send_response(200)
         self.send_header("Content-Type", "application/x-netcdf")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(backend.config.fake_content_length or len(data)))
         self.end_headers()
         body = data[: len(data) // 2] if truncate else data
         for start in range(0, len(body), 65536):
             if backend.config.download_delay:
                 time.sleep(backend.config.download_delay)
             self.wfile.write(body[start : start + 65536])
-        if truncate:
+        if truncate or backend.config.fake_content_length:
             self.close_connection = True
             self.wfile.flush()
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -20,6 +21,7 @@ _log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 DEFAULT_MAX_ASSET_BYTES = 20 << 30  # 20 GiB: far above a 10 km tile, far below a full disk
+FREE_SPACE_MARGIN = 200 << 20  # keep 200 MiB free for the tracker, logs and QGIS
 
 
 class DownloadError(Exception):
@@ -63,6 +65,12 @@ def stream_to_file(
             expected = int(response.headers.get("Content-Length") or -1)
             if expected > max_bytes:
                 raise DownloadError(f"{href} is {expected} bytes, above the limit of {max_bytes}; refused.")
+            free = shutil.disk_usage(target.parent).free
+            if expected > 0 and expected > free - FREE_SPACE_MARGIN:
+                raise DownloadError(
+                    f"{href} needs {expected / 1e6:,.0f} MB but {target.parent} has {free / 1e6:,.0f} MB free; "
+                    "free some space or choose another output folder, then retry."
+                )
             written = 0
             with open(partial, "wb") as stream:
                 for chunk in response.iter_content(CHUNK_BYTES):

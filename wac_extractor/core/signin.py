@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import openeo
 import requests
@@ -158,13 +158,18 @@ class BackendLogin:
     sign_in: SignIn = field(default_factory=SignIn)
     timeout: float = 60.0
     refresh_token_store: Optional[RefreshTokenStore] = field(default=None, repr=False)  # None: openeo's default
+    retry: Optional[Union[dict, bool]] = None  # openeo's HTTP retry settings; None: its defaults (about 30 s)
 
     def __post_init__(self):
         self.url = normalize_url(self.url)
 
     def __call__(self) -> openeo.Connection:
         connection = openeo.Connection(
-            self.url, default_timeout=self.timeout, auto_validate=False, refresh_token_store=self.refresh_token_store
+            self.url,
+            default_timeout=self.timeout,
+            auto_validate=False,
+            refresh_token_store=self.refresh_token_store,
+            retry=self.retry,
         )
         return self.sign_in.apply(connection)
 
