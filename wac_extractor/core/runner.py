@@ -315,7 +315,7 @@ class ExtractionRunner:
     def _connector(self, name: str, connect: Callable[[], Connection]) -> Callable[[], Connection]:
         def get() -> Connection:
             if name not in self._connections:
-                connection = connect()
+                connection = self._with_retries(connect, what=f"connect to {name}")  # a 500 on GET / too
                 connection.session.hooks["response"].append(functools.partial(self._watch_auth, name))
                 self._connections[name] = connection
             return self._connections[name]
