@@ -201,6 +201,81 @@ def bench_result_layers(tiles: int = 100) -> dict:
     return result
 
 
+def _backend(work: Path, *args: str):
+    from tests.conftest import LocalBackend, start_backend
+
+    process, url = start_backend(work, "--max-workers", "4", *args)
+    return process, LocalBackend(url)
+
+
+def _scheduling_plan(jobs: int) -> pd.DataFrame:
+    from wac_extractor.core.planning import plan_grid
+
+    request = PlanRequest("2023-01-01", "2023-02-01", ["s1"], 85, 1)
+    cols = min(jobs, 10)
+    return plan_grid(request, 664000, 5611120, "EPSG:32631", window=200, gap=0, rows=jobs // cols, cols=cols)
+
+
+def bench_scheduling(jobs: int = 200, baseline_jobs: int = 20, slots: int = 4) -> dict:
+    """Jobs of 2-5 s on the local backend, ``slots`` at a time: our runner vs plain ``run_jobs``."""
+    from openeo.extra.job_management import MultiBackendJobManager
+
+    from wac_extractor.core.process_graphs import job_cube
+    from wac_extractor.core.runner import BackendSpec, ExtractionRunner
+    from wac_extractor.core.signin import connect
+    from wac_extractor.core.tracker import create_tracker
+
+    work = Path(tempfile.mkdtemp(prefix="wac-bench-scheduling-"))
+    process, backend = _backend(work, "--queue-seconds", "0", "0", "--run-seconds", "2", "5")
+    url = backend.url
+    results = {"slots": slots, "job_seconds": "2-5 (uniform, per job id)"}
+    try:
+        # Ours: the plugin's runner, polling every 0.5 s.
+        backend.reset()
+        backend.configure(queue_seconds=[0, 0], run_seconds=[2, 5])
+        tracker = create_tracker(work / "ours.gpkg", _scheduling_plan(jobs))
+        started = time.perf_counter()
+        summary = ExtractionRunner(tracker, work / "ours", [(BackendSpec(url, slots), lambda: connect(url, "basic",
+                                   "demo", "demo"))], poll_interval=0.5).run()  # fmt: skip
+        wall = time.perf_counter() - started
+        durations = [float(d.split()[0]) for d in tracker.read()["duration"]]
+        ideal = -(-jobs // slots) * statistics.mean(durations)
+        requests_made = sum(v for k, v in backend.requests().items() if "_control" not in k)
+        results["ours"] = {"jobs": jobs, "finished": summary.counts.get("finished", 0), "wall_s": wall,
+                           "ideal_s": ideal, "wall_over_ideal": wall / ideal, "http_requests_per_job":
+                           requests_made / jobs, "requests": backend.requests()}  # fmt: skip
+
+        # Baseline: plain MultiBackendJobManager.run_jobs with its defaults (poll_sleep 60 s), same graphs.
+        backend.reset()
+        backend.configure(queue_seconds=[0, 0], run_seconds=[2, 5])
+        from openeo.extra.job_management import CsvJobDatabase
+
+        job_db = CsvJobDatabase(work / "baseline.csv").initialize_from_df(_scheduling_plan(baseline_jobs))
+        manager = MultiBackendJobManager(root_dir=work / "baseline")
+        manager.add_backend("local", connection=connect(url, "basic", "demo", "demo"), parallel_jobs=slots)
+
+        def start_job(row, connection, **kwargs):
+            return connection.create_job(job_cube(row), title=row.get("title"))
+
+        started = time.perf_counter()
+        stats = manager.run_jobs(job_db=job_db, start_job=start_job)
+        wall = time.perf_counter() - started
+        done = job_db.read()
+        durations = [float(str(d).split()[0]) for d in done["duration"]]
+        ideal = -(-baseline_jobs // slots) * statistics.mean(durations)
+        requests_made = sum(v for k, v in backend.requests().items() if "_control" not in k)
+        results["baseline_run_jobs_defaults"] = {
+            "jobs": baseline_jobs, "finished": int((done["status"] == "finished").sum()), "wall_s": wall,
+            "ideal_s": ideal, "wall_over_ideal": wall / ideal, "http_requests_per_job": requests_made / baseline_jobs,
+            "stats": {k: int(v) for k, v in (stats or {}).items()},
+        }  # fmt: skip
+    finally:
+        process.terminate()
+        process.wait(10)
+    results["target"] = "wall time within 1.15x of ideal"
+    return results
+
+
 def main() -> int:
     results = {
         "machine": {
@@ -212,6 +287,7 @@ def main() -> int:
         "tracker_update": bench_tracker(),
     }
     results["peak_rss_mb_trackers"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["scheduling"] = bench_scheduling()
     results["result_layers"] = bench_result_layers()
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     OUT.write_text(json.dumps(results, indent=2))

@@ -24,13 +24,15 @@ class Receiver(QObject):
         super().__init__()
         self.loader = loader
         self.layers = []
+        self.labels = []
         self.events = []
         self.summary = None
         self.done = False
 
-    @pyqtSlot(object, object)
-    def on_composites(self, index, composites):
-        self.layers += self.loader.add(composites, tile_label=f"job {index}")
+    @pyqtSlot(object, object, str)
+    def on_composites(self, index, composites, tile_label):
+        self.labels.append(tile_label)
+        self.layers += self.loader.add(composites, tile_label=tile_label)
 
     @pyqtSlot(object)
     def on_event(self, event):
@@ -72,6 +74,7 @@ def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_n
         sensor_group = root.findGroup(SENSOR_GROUPS[sentinel])
         assert [g.name() for g in sensor_group.children()] == ["2023-01", "2023-02", "2023-03"]
     assert len(receiver.layers) == 6
+    assert receiver.labels == ["32631_664000_5611120"] * 2  # the tile id, read in the task thread
     for layer in receiver.layers:
         assert layer.isValid() and layer.bandCount() == 3
         renderer = layer.renderer()

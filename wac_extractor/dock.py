@@ -189,6 +189,7 @@ class WacDock(QgsDockWidget):
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setResizeContentsPrecision(20)  # size columns from 20 rows, not all
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(140)
         self.table.setContextMenuPolicy(Qt.CustomContextMenu)
@@ -413,21 +414,20 @@ class WacDock(QgsDockWidget):
             self.jobs_layer = job_tiles_layer(Path(tracker_path))
             QgsProject.instance().addMapLayer(self.jobs_layer)
 
-    @pyqtSlot(object, object)
-    def on_progress(self, progress, jobs) -> None:
+    @pyqtSlot(object, object, object)
+    def on_progress(self, progress, jobs, rows) -> None:
         self.progress.setMaximum(max(1, progress.total))
         self.progress.setValue(progress.done)
         self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
-        self.model.set_jobs(jobs)
+        self.model.set_jobs(jobs, rows)
         self.backends.run_signed_in()
         if self.jobs_layer is not None:
             self.jobs_layer.dataProvider().reloadData()
             self.jobs_layer.triggerRepaint()
 
-    @pyqtSlot(object, object)
-    def on_composites(self, index, composites) -> None:
-        row = self.model.tracker.get_by_indices([index]).iloc[0]
-        self.loader.add(composites, tile_label=str(row.get("tile_id") or index))
+    @pyqtSlot(object, object, str)
+    def on_composites(self, index, composites, tile_label) -> None:
+        self.loader.add(composites, tile_label=tile_label)
 
     @pyqtSlot(object)
     def on_mosaics(self, mosaics) -> None:

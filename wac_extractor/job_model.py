@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import pandas as pd
 from qgis.PyQt.QtCore import QAbstractTableModel, QModelIndex, Qt
@@ -29,12 +29,36 @@ def _text(value) -> str:
     return str(value)
 
 
+def display_rows(jobs: pd.DataFrame) -> List[tuple]:
+    """The table's text, one tuple per job (``COLUMNS`` order); cheap to call in the task thread."""
+    rows = []
+    for job in jobs.to_dict("records"):
+        window = job.get("temporal_extent")
+        rows.append(tuple(_text(value) for value in (
+            job.get("status"),
+            f"S{_text(job.get('sentinel'))}",
+            " .. ".join(window) if isinstance(window, list) else _text(window),
+            job.get("tile_id"),
+            job.get("backend_name"),
+            job.get("id"),
+            job.get("duration"),
+            job.get("costs"),
+            job.get("error_message"),
+        )))  # fmt: skip
+    return rows
+
+
 class JobTableModel(QAbstractTableModel):
-    """Rows are tracker rows; :meth:`refresh` re-reads the tracker (cheap: one SQL query)."""
+    """Rows are tracker rows, shown from a snapshot; :meth:`refresh` re-reads the tracker (one SQL query).
+
+    ``data()`` only indexes precomputed tuples: the view calls it for every visible cell on each
+    repaint. A new snapshot of the same jobs emits ``dataChanged`` rather than resetting the view.
+    """
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._jobs = pd.DataFrame()
+        self._rows: List[tuple] = []
         self.tracker = None
 
     def set_tracker(self, tracker) -> None:
@@ -46,16 +70,22 @@ class JobTableModel(QAbstractTableModel):
         exists = self.tracker is not None and self.tracker.exists()
         self.set_jobs(self.tracker.snapshot() if exists else pd.DataFrame())
 
-    def set_jobs(self, jobs: pd.DataFrame) -> None:
+    def set_jobs(self, jobs: pd.DataFrame, rows: Optional[List[tuple]] = None) -> None:
+        """``rows``: ``display_rows(jobs)`` when the caller computed it already (off the UI thread)."""
+        rows = display_rows(jobs) if rows is None else rows
+        if len(jobs) == len(self._jobs) and jobs.index.equals(self._jobs.index) and len(jobs):
+            self._jobs, self._rows = jobs, rows
+            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
+            return
         self.beginResetModel()
-        self._jobs = jobs
+        self._jobs, self._rows = jobs, rows
         self.endResetModel()
 
     def job(self, row: int) -> Optional[pd.Series]:
         return self._jobs.iloc[row] if 0 <= row < len(self._jobs) else None
 
     def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self._jobs)
+        return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent=QModelIndex()):
         return len(COLUMNS)
@@ -66,26 +96,15 @@ class JobTableModel(QAbstractTableModel):
         return None
 
     def data(self, index, role=Qt.DisplayRole):
-        job = self.job(index.row())
-        if job is None:
+        row = index.row()
+        if not 0 <= row < len(self._rows):
             return None
+        text = self._rows[row][index.column()]
         column = COLUMNS[index.column()]
+        if role == Qt.DisplayRole:
+            return text
         if role == Qt.BackgroundRole and column == "Status":
-            return STATUS_COLOURS.get(job.get("status"))
+            return STATUS_COLOURS.get(text)
         if role == Qt.ToolTipRole and column == "Message":
-            return _text(job.get("error_message"))
-        if role != Qt.DisplayRole:
-            return None
-        window = job.get("temporal_extent")
-        values = {
-            "Status": job.get("status"),
-            "Sensor": f"S{_text(job.get('sentinel'))}",
-            "Window": " .. ".join(window) if isinstance(window, list) else _text(window),
-            "Tile": job.get("tile_id"),
-            "Backend": job.get("backend_name"),
-            "Job id": job.get("id"),
-            "Duration": job.get("duration"),
-            "Credits": job.get("costs"),
-            "Message": job.get("error_message"),
-        }
-        return _text(values[column])
+            return text
+        return None

@@ -13,6 +13,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 from .core.composites import MonthComposite, month_composites, mosaic
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
+from .job_model import display_rows
 from .layers import prepare_layers
 
 LOG_TAG = "WAC Extractor"
@@ -26,9 +27,9 @@ class ExtractionTask(QgsTask):
     table and loads layers. Cancel (task manager or dock) stops the runner within seconds.
     """
 
-    progress_changed = pyqtSignal(object, object)  # RunProgress, jobs snapshot (DataFrame, no footprints)
+    progress_changed = pyqtSignal(object, object, object)  # RunProgress, jobs snapshot (no footprints), table rows
     job_event = pyqtSignal(object)  # JobEvent
-    composites_ready = pyqtSignal(object, object)  # (job row index, [(MonthComposite, QgsRasterLayer)])
+    composites_ready = pyqtSignal(object, object, str)  # row index, [(MonthComposite, QgsRasterLayer)], tile label
     mosaics_ready = pyqtSignal(object)  # List[MonthComposite], one per sensor, month and UTM zone
     run_finished = pyqtSignal(object)  # RunSummary or None
     run_failed = pyqtSignal(str)
@@ -54,21 +55,20 @@ class ExtractionTask(QgsTask):
     def _on_progress(self, progress: RunProgress) -> None:
         if progress.total:
             self.setProgress(100.0 * progress.done / progress.total)
-        # The snapshot was read here, in the worker thread: the job table never costs the UI a read.
-        self.progress_changed.emit(progress, progress.jobs)
+        # The snapshot was read and turned into table text here, in the worker thread: the job table
+        # costs the UI thread neither a read nor per-cell pandas lookups.
+        self.progress_changed.emit(progress, progress.jobs, display_rows(progress.jobs))
 
     def _on_event(self, event: JobEvent) -> None:
         self.job_event.emit(event)
         if event.status == "downloaded":
-            composites = self._composites_for(event.index)
+            row = self.runner.tracker.get_by_indices([event.index]).iloc[0]
+            composites = self._row_composites(row)
             if composites:  # layers are opened here, in the worker thread, not on the UI thread
-                self.composites_ready.emit(event.index, prepare_layers(composites))
+                label = str(row.get("tile_id") or event.index)
+                self.composites_ready.emit(event.index, prepare_layers(composites), label)
         if event.status in ("error", "download_failed", "skipped"):
             QgsMessageLog.logMessage(f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.Warning)
-
-    def _composites_for(self, index: int) -> List[MonthComposite]:
-        row = self.runner.tracker.get_by_indices([index]).iloc[0]
-        return self._row_composites(row)
 
     def _row_composites(self, row) -> List[MonthComposite]:
         composites = []
