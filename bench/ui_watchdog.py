@@ -46,7 +46,9 @@ def main(jobs: int = 1000) -> dict:
     backend = LocalBackend(url)
     try:
         # Signed in once, as in the dock; the run then uses the stored refresh token.
-        approve = DeviceFlowUi(show=lambda p: threading.Timer(0.2, backend.oidc, kwargs={"approve": p.user_code}).start())
+        approve = DeviceFlowUi(
+            show=lambda p: threading.Timer(0.2, backend.oidc, kwargs={"approve": p.user_code}).start()
+        )
         BackendLogin(url, SignIn("oidc", device_ui=approve))()
 
         iface = mock.Mock(spec=QgisInterface)  # what qgis.testing.mocked.get_iface builds
