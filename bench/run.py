@@ -276,6 +276,17 @@ def bench_scheduling(jobs: int = 200, baseline_jobs: int = 20, slots: int = 4) -
     return results
 
 
+def bench_ui_responsiveness(jobs: int = 1000) -> dict:
+    """A dock run of ``jobs`` jobs with a 10 ms watchdog on the UI thread (own process: own QGIS app)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "bench.ui_watchdog", str(jobs)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=3600)  # fmt: skip
+    if done.returncode != 0:
+        return {"error": done.stderr[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     results = {
         "machine": {
@@ -288,6 +299,7 @@ def main() -> int:
     }
     results["peak_rss_mb_trackers"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["scheduling"] = bench_scheduling()
+    results["ui_responsiveness"] = bench_ui_responsiveness()
     results["result_layers"] = bench_result_layers()
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     OUT.write_text(json.dumps(results, indent=2))

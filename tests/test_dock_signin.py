@@ -138,3 +138,30 @@ def test_a_plain_http_backend_on_another_host_is_warned_about(dock):
     assert "is not HTTPS" in dock.backends.status.text()
     dock.backends.add_backend("http://127.0.0.1:1")
     assert "HTTPS" not in dock.backends.status.text()
+
+
+def test_a_run_that_loses_its_sign_in_shows_a_new_code_and_carries_on(dock, backend, qtbot):
+    panel = dock.backends
+    use(dock, backend.url)
+    panel.sign_in_button.click()
+    qtbot.waitUntil(panel.device_box.isVisible, timeout=20_000)
+    backend.oidc(approve=panel.code_label.text())
+    qtbot.waitUntil(lambda: panel.task is None, timeout=20_000)
+    backend.configure(run_seconds=[2, 2])
+    dock.add_aoi(QgsGeometry.fromRect(QgsRectangle(5.36, 50.66, 5.42, 50.70)))
+    dock.update_preview()
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: any(j["status"] == "running" for j in backend.jobs()), timeout=60_000)
+    backend.oidc(revoke=True)  # e.g. the refresh token expired or was revoked by the provider
+
+    qtbot.waitUntil(panel.device_box.isVisible, timeout=60_000)
+    assert "run is paused until you sign in" in panel.device_title.text()
+    backend.oidc(approve=panel.code_label.text())
+    qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
+    assert set(dock.tracker.count_by_status()) == {"finished"}
+    assert len(backend.jobs()) == len(dock.tracker.read())  # nothing created twice
+    assert not panel.device_box.isVisible()
+
+    panel.sign_out_button.click()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=20_000)
+    assert "Signed out: 1 stored sign-in(s) forgotten." in panel.status.text()
