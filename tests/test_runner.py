@@ -53,7 +53,7 @@ def test_notebook_grid_runs_end_to_end(backend, tmp_path):
 
     assert summary.counts == {"finished": 8} and summary.downloaded == 8 and not summary.cancelled
     assert progress[-1].done == progress[-1].total == 8
-    assert {e.status for e in events} >= {"queued_for_start", "running", "finished", "downloaded"}
+    assert {e.status for e in events} >= {"queued", "running", "finished", "downloaded"}  # started by _start_job
     netcdfs = sorted((tmp_path / "out").glob("*/*.nc"))
     assert len(netcdfs) == 8
     jobs = open_tracker(tmp_path / "jobs.gpkg").read()
