@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -78,17 +79,26 @@ def start_backend(tmp_dir: Path, *extra_args: str):
     return process, url
 
 
+@contextlib.contextmanager
+def running_backend(tmp_dir: Path, *extra_args: str):
+    """A local backend process for the block (``start_backend``); stopped afterwards."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    process, url = start_backend(tmp_dir, *extra_args)
+    try:
+        yield LocalBackend(url), process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.fixture(scope="session")
 def local_backend(tmp_path_factory):
     """One local openEO backend per test session (free port); state reset before each use."""
-    tmp_dir = tmp_path_factory.mktemp("local-backend")
-    process, url = start_backend(tmp_dir)
-    yield LocalBackend(url)
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with running_backend(tmp_path_factory.mktemp("local-backend")) as (backend, _process):
+        yield backend
 
 
 @pytest.fixture

@@ -21,13 +21,29 @@ from .conftest import unlock_auth_database
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
+def fresh_dock(iface, canvas) -> WacDock:
+    """A dock from default settings over a UTM 31N map near the notebook's grid: January 2023, 1-month jobs."""
+    QgsSettings().remove("wac_extractor")
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    canvas.setExtent(QgsRectangle(660000, 5605000, 680000, 5625000))
+    dock = WacDock(iface)
+    dock.start_date.setDate(QDate(2023, 1, 1))
+    dock.end_date.setDate(QDate(2023, 2, 1))
+    dock.window_months.setValue(1)
+    return dock
+
+
+def use_backend(dock: WacDock, url: str, method: str = "oidc", authcfg: str = "") -> None:
+    """CDSE unticked, ``url`` added and selected with this sign-in method."""
+    dock.backends.set_entries([BackendEntry(CDSE_URL, enabled=False), BackendEntry(url, 2, True, method, authcfg)])
+    dock.backends.table.selectRow(1)
+
+
 def use_local_backend(dock: WacDock, url: str, folder: Path) -> None:
     """Fill in the backend and output part of the dock as a user of the local backend would:
-    CDSE unticked, the local backend added with basic auth from a QGIS auth configuration."""
+    the local backend with basic auth from a QGIS auth configuration, output and tracker in ``folder``."""
     unlock_auth_database()
-    authcfg = save_credentials("WAC local backend", "demo", "demo", url)
-    dock.backends.set_entries([BackendEntry(CDSE_URL, enabled=False), BackendEntry(url, 2, True, "basic", authcfg)])
-    dock.backends.table.selectRow(1)
+    use_backend(dock, url, "basic", save_credentials("WAC local backend", "demo", "demo", url))
     dock.output.setFilePath(str(folder / "out"))
     dock.tracker_file.setFilePath(str(folder / "jobs.gpkg"))
 

@@ -7,46 +7,33 @@ import re
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRectangle, QgsSettings
+from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRectangle, QgsSettings
 from qgis.PyQt.QtCore import QDate
 
-from wac_extractor.backend_panel import BackendEntry
-from wac_extractor.core.connect import CDSE_URL
 from wac_extractor.credentials import save_credentials
-from wac_extractor.dock import WacDock
 
 from .conftest import unlock_auth_database
+from .test_dock import fresh_dock, use_backend
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture
 def dock(qgis_iface, qgis_canvas, qgis_new_project, backend, tmp_path):
-    QgsSettings().remove("wac_extractor")
-    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
-    qgis_canvas.setExtent(QgsRectangle(660000, 5605000, 680000, 5625000))
-    dock = WacDock(qgis_iface)
+    dock = fresh_dock(qgis_iface, qgis_canvas)
     dock.resize(420, 1000)
     dock.show()
-    dock.start_date.setDate(QDate(2023, 1, 1))
-    dock.end_date.setDate(QDate(2023, 2, 1))
-    dock.window_months.setValue(1)
     dock.output.setFilePath(str(tmp_path / "out"))
     dock.tracker_file.setFilePath(str(tmp_path / "jobs.gpkg"))
     yield dock
     QgsApplication.taskManager().cancelAll()
 
 
-def use(dock, url: str, method: str = "oidc", authcfg: str = "") -> None:
-    dock.backends.set_entries([BackendEntry(CDSE_URL, enabled=False), BackendEntry(url, 2, True, method, authcfg)])
-    dock.backends.table.selectRow(1)
-
-
 def test_device_code_sign_in_then_a_run_needs_no_prompt_and_writes_no_secret(
     dock, backend, qtbot, tmp_path, private_openeo_home
 ):
     panel = dock.backends
-    use(dock, backend.url)
+    use_backend(dock, backend.url)
     panel.sign_in_button.click()
     qtbot.waitUntil(panel.device_box.isVisible, timeout=20_000)
     code = panel.code_label.text()
@@ -85,7 +72,7 @@ def test_device_code_sign_in_then_a_run_needs_no_prompt_and_writes_no_secret(
 
 def test_cancel_ends_a_pending_sign_in(dock, backend, qtbot):
     panel = dock.backends
-    use(dock, backend.url)
+    use_backend(dock, backend.url)
     panel.sign_in_button.click()
     qtbot.waitUntil(panel.device_box.isVisible, timeout=20_000)
     panel.cancel_button.click()
@@ -98,7 +85,7 @@ def test_cancel_ends_a_pending_sign_in(dock, backend, qtbot):
 def test_client_credentials_from_the_auth_database_and_no_secret_in_settings_or_tracker(dock, backend, qtbot, tmp_path):
     unlock_auth_database()
     authcfg = save_credentials("WAC service account", "wac-service", "service-secret", backend.url)
-    use(dock, backend.url, "client_credentials", authcfg)
+    use_backend(dock, backend.url, "client_credentials", authcfg)
     panel = dock.backends
     assert panel.authcfg.isVisible() and panel.authcfg.configId() == authcfg
     panel.sign_in_button.click()
@@ -118,7 +105,7 @@ def test_client_credentials_from_the_auth_database_and_no_secret_in_settings_or_
 
 def test_test_connection_reports_and_its_dates_validate_the_form(dock, backend, qtbot):
     panel = dock.backends
-    use(dock, backend.url, "none")
+    use_backend(dock, backend.url, "none")
     panel.test_button.click()
     qtbot.waitUntil(lambda: panel.task is None, timeout=20_000)
     assert "openEO API 1.2.0" in panel.status.text()
@@ -142,7 +129,7 @@ def test_a_plain_http_backend_on_another_host_is_warned_about(dock):
 
 def test_a_run_that_loses_its_sign_in_shows_a_new_code_and_carries_on(dock, backend, qtbot):
     panel = dock.backends
-    use(dock, backend.url)
+    use_backend(dock, backend.url)
     panel.sign_in_button.click()
     qtbot.waitUntil(panel.device_box.isVisible, timeout=20_000)
     backend.oidc(approve=panel.code_label.text())

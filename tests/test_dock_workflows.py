@@ -7,32 +7,22 @@ import time
 import pytest
 from qgis.core import (
     QgsApplication,
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsGeometry,
     QgsPointXY,
     QgsProject,
-    QgsRectangle,
-    QgsSettings,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QDate, QEvent, Qt
+from qgis.PyQt.QtCore import QEvent, Qt
 
-from wac_extractor.dock import WacDock
 from wac_extractor.layers import SENSOR_GROUPS
 
-from .test_dock import mouse, use_local_backend
+from .test_dock import fresh_dock, mouse, use_local_backend
 
 
 @pytest.fixture
 def dock(qgis_iface, qgis_canvas, qgis_new_project, backend, tmp_path):
-    QgsSettings().remove("wac_extractor")
-    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
-    qgis_canvas.setExtent(QgsRectangle(660000, 5605000, 680000, 5625000))
-    dock = WacDock(qgis_iface)
-    dock.start_date.setDate(QDate(2023, 1, 1))
-    dock.end_date.setDate(QDate(2023, 2, 1))
-    dock.window_months.setValue(1)
+    dock = fresh_dock(qgis_iface, qgis_canvas)
     use_local_backend(dock, backend.url, tmp_path)
     yield dock
     QgsApplication.taskManager().cancelAll()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from wac_extractor.core.planning import PlanRequest, plan_grid
@@ -11,20 +9,15 @@ from wac_extractor.core.runner import BackendSpec, ExtractionRunner
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
 
-from .conftest import LocalBackend, start_backend
+from .conftest import running_backend
 
 
 @pytest.fixture(scope="module")
 def fast_backend(tmp_path_factory):
     """A backend of its own: jobs start and run at once, four execute side by side."""
-    process, url = start_backend(tmp_path_factory.mktemp("load-backend"), "--max-workers", "4",
-                                 "--queue-seconds", "0", "0", "--run-seconds", "0", "0")  # fmt: skip
-    yield LocalBackend(url)
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    args = ("--max-workers", "4", "--queue-seconds", "0", "0", "--run-seconds", "0", "0")
+    with running_backend(tmp_path_factory.mktemp("load-backend"), *args) as (backend, _process):
+        yield backend
 
 
 @pytest.mark.slow

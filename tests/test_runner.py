@@ -22,7 +22,7 @@ from wac_extractor.core.runner import BackendSpec, ExtractionRunner
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import CsvTracker, create_tracker, open_tracker
 
-from .conftest import REPO, LocalBackend, start_backend
+from .conftest import REPO, running_backend
 
 gdal.UseExceptions()
 S2_VARIABLES = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
@@ -128,25 +128,24 @@ def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):
 
 def test_a_backend_that_goes_away_mid_run_leaves_the_run_waiting_and_the_tracker_intact(tmp_path):
     """Its own backend process, killed while jobs run: connection refused on every call."""
-    (tmp_path / "backend").mkdir()
-    process, url = start_backend(tmp_path / "backend")
-    LocalBackend(url).configure(run_seconds=[60, 60])
-    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
-    runner = make_runner(tracker, tmp_path / "out", url)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    wait_for(lambda: tracker.count_by_status().get("running", 0) >= 2)
-    before = tracker.read()[["id", "status"]]
-    process.kill()
-    process.wait(10)
-    time.sleep(8)  # a few polls against a dead backend
-    assert thread.is_alive()  # openeo 0.53 alone ended here (UnboundLocalError in _job_update_loop)
-    after = tracker.read()[["id", "status"]]
-    assert after.equals(before)  # nothing marked failed, nothing forgotten
-    cancelled_at = time.monotonic()
-    runner.cancel()
-    thread.join(30)
-    assert not thread.is_alive() and time.monotonic() - cancelled_at < 10
+    with running_backend(tmp_path / "backend") as (backend, process):
+        backend.configure(run_seconds=[60, 60])
+        tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+        runner = make_runner(tracker, tmp_path / "out", backend.url)
+        thread = threading.Thread(target=runner.run)
+        thread.start()
+        wait_for(lambda: tracker.count_by_status().get("running", 0) >= 2)
+        before = tracker.read()[["id", "status"]]
+        process.kill()
+        process.wait(10)
+        time.sleep(8)  # a few polls against a dead backend
+        assert thread.is_alive()  # openeo 0.53 alone ended here (UnboundLocalError in _job_update_loop)
+        after = tracker.read()[["id", "status"]]
+        assert after.equals(before)  # nothing marked failed, nothing forgotten
+        cancelled_at = time.monotonic()
+        runner.cancel()
+        thread.join(30)
+        assert not thread.is_alive() and time.monotonic() - cancelled_at < 10
 
 
 def test_resume_after_sigkill_creates_no_job_twice(backend, tmp_path):
