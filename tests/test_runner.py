@@ -148,6 +148,26 @@ def test_a_backend_that_goes_away_mid_run_leaves_the_run_waiting_and_the_tracker
         assert not thread.is_alive() and time.monotonic() - cancelled_at < 10
 
 
+def test_cancel_during_a_download_removes_the_partial_file_and_a_rerun_downloads_it(backend, tmp_path):
+    backend.configure(download_delay=0.3)  # 0.3 s per 64 KiB: a result takes a minute to arrive
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
+    runner = make_runner(tracker, tmp_path / "out", backend.url)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    wait_for(lambda: list((tmp_path / "out").glob("*/*.part")), timeout=60)
+    cancelled_at = time.monotonic()
+    runner.cancel()
+    thread.join(15)
+    assert not thread.is_alive() and time.monotonic() - cancelled_at < 5
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # no .part, no half .nc
+    row = tracker.read().iloc[0]
+    assert row["status"] == "finished" and row["result_status"] != "ok"
+
+    backend.configure(download_delay=0.0)
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()  # resumes: downloads, creates nothing
+    assert summary.downloaded == 1 and len(backend.jobs()) == 1
+
+
 def test_resume_after_sigkill_creates_no_job_twice(backend, tmp_path):
     backend.configure(queue_seconds=[0.5, 1.5], run_seconds=[1, 3])
     create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
