@@ -310,6 +310,7 @@ class Handler(BaseHTTPRequestHandler):
         if not path.startswith("/_control"):
             rule = self.backend.fault_for(method, path)
             if rule:
+                self.backend.count("FAULT", f"/{rule.status}")  # "FAULT /500": how many were injected
                 headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after is not None else None
                 self.read_json() if method in ("POST", "PUT", "PATCH") else None
                 return self.error(rule.status, "InjectedFault", f"Injected HTTP {rule.status}", headers)
