@@ -164,7 +164,7 @@ class WacDock(QgsDockWidget):
         backend_form.addRow("Job tracker", self.tracker_file)
         self.max_queued = QSpinBox(minimum=0, maximum=168, suffix=" h", specialValueText="never")
         self.max_queued.setToolTip("Cancel a job the backend keeps queued longer than this; Retry queues it again")
-        backend_form.addRow("Give up on queued jobs after", self.max_queued)
+        backend_form.addRow("Max. time queued", self.max_queued)
         self.mosaics = QCheckBox("Also mosaic the tiles of each month")
         self.mosaics.setToolTip("One seamless layer per sensor and month (a VRT), besides the per-tile layers")
         backend_form.addRow(self.mosaics)
