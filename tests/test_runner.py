@@ -238,8 +238,11 @@ def test_a_job_stuck_in_queued_is_cancelled_and_marked_error_with_the_reason(bac
     backend.configure(queue_seconds=[120, 120])  # the backend never gets to them
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:2])
     started = time.monotonic()
-    summary = make_runner(tracker, tmp_path / "out", backend.url, max_queued_seconds=1.5).run()
+    events = []
+    summary = make_runner(tracker, tmp_path / "out", backend.url, max_queued_seconds=1.5, on_event=events.append).run()
     assert summary.counts == {"error": 2} and time.monotonic() - started < 30
+    errors = [e for e in events if e.status == "error"]
+    assert len(errors) == 2 and all("still queued" in e.message for e in errors)  # one event a job, with the reason
     assert tracker.read()["error_message"].str.contains("still queued on the backend after").all()
     assert {j["status"] for j in backend.jobs()} == {"canceled"}
 

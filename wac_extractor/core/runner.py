@@ -576,6 +576,7 @@ class ExtractionRunner:
             message = (f"still queued on the backend after {self.max_queued_seconds / 60:.1f} min: cancelled there; "
                        "use Retry to queue it again")  # fmt: skip
             self.tracker.update_row(index, error_message=message)
+            self._observed.remember({index: "error"})  # one event, the one with the reason
             self._observed.persist(pd.DataFrame([{"status": "error"}], index=[index]))
             self.emit(index, row, "error", previous="queued", message=message)
 
@@ -584,6 +585,8 @@ class ExtractionRunner:
         status = row.get("status")
         if status == "queued":
             self._queued_since.setdefault(index, time.monotonic())
+        else:  # a job queued again later (Retry) counts from then
+            self._queued_since.pop(index, None)
         if previous == "not_started" and status in ("finished", "error") and isinstance(row.get("id"), str):
             # openeo's _launch_job stores the status it reads right after start_job; a job that ended
             # by then (a slow, retried status call) never reaches on_job_done / on_job_error.
