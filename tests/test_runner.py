@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -276,6 +277,29 @@ def test_a_huge_content_length_is_refused_before_writing(backend, tmp_path):
     message = tracker.read().iloc[0]["error_message"]
     assert f"is {advertised} bytes, above the limit" in message
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size: str = "20m"):
+    """A real, nearly full disk: a tmpfs of ``size`` (needs root, as CI runs; skipped otherwise)."""
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_result_larger_than_the_free_space_is_refused_before_writing(backend, tmp_path):
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
+    with small_filesystem(tmp_path / "small") as output:
+        summary = make_runner(tracker, output, backend.url, download_retries=1).run()
+        assert summary.downloads_failed == 1
+        assert not [p for p in output.rglob("*") if p.is_file() and p.name != ".wac-write-test"]
+    message = tracker.read().iloc[0]["error_message"]
+    assert "MB free; free some space or choose another output folder, then retry." in message
 
 
 def test_a_full_disk_while_downloading_keeps_the_tracker_and_leaves_no_partial_file(backend, tmp_path, python_exe):
