@@ -66,9 +66,8 @@ class BackendEntry:
 
 
 class SignInTask(QgsTask):
-    """Sign in, test or sign out off the UI thread; a device code comes back by signal."""
+    """Sign in, test or sign out off the UI thread (a device code reaches the panel through its own signal)."""
 
-    code_ready = pyqtSignal(object)  # DeviceCodePrompt
     done = pyqtSignal(str, object, str)  # who is signed in ("" if nobody), BackendReport or None, a note
     failed = pyqtSignal(str)
 
