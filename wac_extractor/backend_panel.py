@@ -41,7 +41,15 @@ from qgis.PyQt.QtWidgets import (
 from .core.connect import CDSE_URL, BackendReport, check_backend, insecure_url_warning, normalize_url
 from .core.process_graphs import BackendCapabilities, check_temporal_coverage
 from .core.runner import BackendSpec
-from .core.signin import BackendLogin, DeviceCodePrompt, DeviceFlowUi, SignInRequiredError, sign_out, signed_in_as
+from .core.signin import (
+    SECRET_METHODS,
+    BackendLogin,
+    DeviceCodePrompt,
+    DeviceFlowUi,
+    SignInRequiredError,
+    sign_out,
+    signed_in_as,
+)
 from .credentials import sign_in_for
 
 SETTINGS_KEY = "wac_extractor/backends"
@@ -309,7 +317,7 @@ class BackendPanel(QWidget):
         self._save_and_notify()
 
     def _show_method(self, entry: BackendEntry) -> None:
-        needs_secret = entry.method in ("basic", "client_credentials")
+        needs_secret = entry.method in SECRET_METHODS
         self.authcfg.setVisible(needs_secret)
         self.authcfg_label.setVisible(needs_secret)
         self.sign_out_button.setEnabled(entry.method == "oidc")

@@ -11,7 +11,7 @@ from typing import Tuple
 
 from qgis.core import QgsApplication, QgsAuthMethodConfig
 
-from .core.signin import SignIn
+from .core.signin import SECRET_METHODS, SignIn
 
 METHOD = "Basic"
 
@@ -57,7 +57,7 @@ def save_credentials(name: str, username: str, secret: str, url: str = "") -> st
 
 def sign_in_for(method: str, authcfg: str = "", **kwargs) -> SignIn:
     """A ``SignIn``; basic and client credentials take their secret from the auth configuration."""
-    if method in ("basic", "client_credentials"):
+    if method in SECRET_METHODS:
         username, secret = load_credentials(authcfg)
         return SignIn(method, username, secret, **kwargs)
     return SignIn(method, **kwargs)

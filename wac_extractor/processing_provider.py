@@ -29,9 +29,9 @@ from qgis.PyQt.QtGui import QIcon
 from .core.connect import CDSE_URL
 from .core.planning import PlanRequest, plan_aois, plan_features, summarize
 from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
-from .core.signin import BackendLogin, SignIn, SignInRequiredError
+from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
 from .core.tracker import TrackerError, create_tracker, open_tracker
-from .credentials import CredentialsError, load_credentials
+from .credentials import CredentialsError, sign_in_for
 
 SENSOR_OPTIONS = ["Sentinel-1 monthly mosaic (VV, VH)", "Sentinel-2 L2A monthly median"]
 AUTH_OPTIONS = ["oidc", "basic", "none", "client_credentials"]  # appended: saved models keep their index
@@ -125,11 +125,11 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
     def _sign_in(self, parameters, context, auth: str) -> SignIn:
         username = self.parameterAsString(parameters, self.USERNAME, context)
         authcfg = self.parameterAsString(parameters, self.AUTHCFG, context)
-        if auth in ("basic", "client_credentials") and authcfg:
-            return SignIn(auth, *load_credentials(authcfg))
+        if auth in SECRET_METHODS and authcfg:
+            return sign_in_for(auth, authcfg)
         if auth == "basic" and username and "WAC_PASSWORD" in os.environ:
             return SignIn(auth, username, os.environ["WAC_PASSWORD"])
-        if auth in ("basic", "client_credentials"):
+        if auth in SECRET_METHODS:
             raise QgsProcessingException("Sign-in needs credentials: choose an authentication configuration.")
         return SignIn(auth)  # OIDC: the stored refresh token only; nobody could answer a prompt here
 

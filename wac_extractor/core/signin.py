@@ -25,6 +25,7 @@ from .connect import normalize_url
 _log = logging.getLogger(__name__)
 
 SIGN_IN_METHODS = ("oidc", "client_credentials", "basic", "none")
+SECRET_METHODS = ("basic", "client_credentials")  # the ones that need a user/client id and a secret
 AUTH_ERROR_CODES = ("TokenInvalid", "AuthenticationRequired", "AuthenticationSchemeInvalid")
 
 
