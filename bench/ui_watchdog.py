@@ -70,9 +70,14 @@ def main(jobs: int = 1000) -> dict:
         clock.start()
         last = [clock.elapsed()]
 
+        stalls_log = os.environ.get("WAC_BENCH_STALLS")  # file to list stalls in (epoch end, gap ms), for a profile
+        stalls_at = []
+
         def tick():
             now = clock.elapsed()
             gaps.append(now - last[0])
+            if gaps[-1] > 50:
+                stalls_at.append((time.time(), gaps[-1]))
             last[0] = now
 
         watchdog = QTimer(interval=WATCHDOG_MS, timeout=tick)
@@ -84,6 +89,8 @@ def main(jobs: int = 1000) -> dict:
             time.sleep(0.001)
         wall = time.perf_counter() - started
         watchdog.stop()
+        if stalls_log:
+            Path(stalls_log).write_text(json.dumps(stalls_at))
         counts = dock.tracker.count_by_status()
         layers = len(QgsProject.instance().mapLayers())
     finally:

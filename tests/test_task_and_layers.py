@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSlot
 from wac_extractor.core.runner import BackendSpec
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
-from wac_extractor.layers import SENSOR_GROUPS, ResultLoader
+from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer
 from wac_extractor.task import ExtractionTask
 
 from .test_runner import notebook_jobs
@@ -25,6 +26,7 @@ class Receiver(QObject):
         self.loader = loader
         self.layers = []
         self.labels = []
+        self.composites = []
         self.events = []
         self.summary = None
         self.done = False
@@ -32,6 +34,7 @@ class Receiver(QObject):
     @pyqtSlot(object, object, str)
     def on_composites(self, index, composites, tile_label):
         self.labels.append(tile_label)
+        self.composites += [composite for composite, _ in composites]
         self.layers += self.loader.add(composites, tile_label=tile_label)
 
     @pyqtSlot(object)
@@ -88,6 +91,28 @@ def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_n
     assert [s2[0].dataProvider().generateBandName(i) for i in (1, 2, 3)] and s2[0].source().endswith(".vrt")
     assert "B04" in open(s2[0].source()).read().split("<VRTRasterBand")[1]  # red = B04
     assert s2[0].dataProvider().bandStatistics(1).mean > 100  # reflectance, clouds masked
+
+    # Resuming (a new loader over the same project) or a repeated result adds no second layer.
+    layer_count = len(QgsProject.instance().mapLayers())
+    assert ResultLoader("WAC test run", QgsProject.instance()).add(receiver.composites) == []
+    assert receiver.loader.add(receiver.composites[:1]) == []
+    assert len(QgsProject.instance().mapLayers()) == layer_count
+    # Another run's name is another group: its layers are added.
+    assert len(ResultLoader("WAC other run", QgsProject.instance()).add(receiver.composites[:1])) == 1
+
+
+def test_job_tile_layer_follows_the_tracker_without_reloading(tmp_path, qgis_new_project):
+    """The dock only repaints the tile layer (reopening the GeoPackage per snapshot stalled the UI)."""
+    jobs = notebook_jobs()
+    tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
+    layer = job_tiles_layer(tmp_path / "jobs.gpkg")  # opened before the runner's first write, as in the dock
+    assert [f["status"] for f in layer.getFeatures()] == ["not_started"] * len(jobs)
+
+    writer = threading.Thread(target=lambda: [tracker.update_row(i, status="running") for i in (0, 2)])
+    writer.start()
+    writer.join()
+    statuses = [f["status"] for f in layer.getFeatures()]
+    assert statuses[:3] == ["running", "not_started", "running"] and len(statuses) == len(jobs)
 
 
 def test_cancel_from_the_task_manager_stops_the_run(backend, tmp_path, qgis_new_project, qtbot):

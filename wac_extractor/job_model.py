@@ -70,16 +70,23 @@ class JobTableModel(QAbstractTableModel):
         exists = self.tracker is not None and self.tracker.exists()
         self.set_jobs(self.tracker.snapshot() if exists else pd.DataFrame())
 
-    def set_jobs(self, jobs: pd.DataFrame, rows: Optional[List[tuple]] = None) -> None:
-        """``rows``: ``display_rows(jobs)`` when the caller computed it already (off the UI thread)."""
+    def set_jobs(self, jobs: pd.DataFrame, rows: Optional[List[tuple]] = None) -> bool:
+        """Show a snapshot; returns whether anything shown changed.
+
+        ``rows``: ``display_rows(jobs)`` when the caller computed it already (off the UI thread). For the
+        same jobs only the rows that differ are signalled, so the view repaints just those.
+        """
         rows = display_rows(jobs) if rows is None else rows
         if len(jobs) == len(self._jobs) and jobs.index.equals(self._jobs.index) and len(jobs):
+            changed = [row for row, (old, new) in enumerate(zip(self._rows, rows)) if old != new]
             self._jobs, self._rows = jobs, rows
-            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
-            return
+            if changed:
+                self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], len(COLUMNS) - 1))
+            return bool(changed)
         self.beginResetModel()
         self._jobs, self._rows = jobs, rows
         self.endResetModel()
+        return True
 
     def job(self, row: int) -> Optional[pd.Series]:
         return self._jobs.iloc[row] if 0 <= row < len(self._jobs) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Set, Tuple, Union
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
@@ -78,6 +78,16 @@ class ResultLoader:
     def __init__(self, run_name: str, project: Optional[QgsProject] = None):
         self.project = project or QgsProject.instance()
         self.run_name = run_name
+        self._loaded: Optional[Set[Path]] = None  # sources under the run group, read once
+
+    def _loaded_sources(self) -> Set[Path]:
+        """Sources already in the run's groups (a resumed run, a reopened project), then kept up to date.
+
+        Scanning the groups for every result made adding the n-th layer cost O(n) on the UI thread.
+        """
+        if self._loaded is None:
+            self._loaded = {Path(node.layer().source()) for node in self.run_group().findLayers() if node.layer()}
+        return self._loaded
 
     def run_group(self) -> QgsLayerTreeGroup:
         return _child_group(self.project.layerTreeRoot(), self.run_name)
@@ -102,13 +112,15 @@ class ResultLoader:
                 group = _child_group(_child_group(self.run_group(), "Mosaics"), SENSOR_GROUPS[composite.sentinel])
             else:
                 group = self.month_group(composite.sentinel, composite.month)
-            if any(Path(child.layer().source()) == composite.path for child in group.findLayers() if child.layer()):
+            loaded = self._loaded_sources()
+            if composite.path in loaded:
                 continue  # already loaded (resumed run)
             if layer is None:
                 layer = composite_layer(composite, name)
             layer.setName(name)
             self.project.addMapLayer(layer, False)
             group.addLayer(layer)
+            loaded.add(composite.path)
             layers.append(layer)
         return layers
 

@@ -285,6 +285,10 @@ class GeoPackageTracker(JobDatabaseInterface):
             con.close()
         _create_spatial_index(temporary)
         os.replace(temporary, self.path)
+        # Finish the file now (WAL mode, status index): a QGIS layer opened on the tracker before these
+        # first-connection changes reads no features afterwards until it is reloaded.
+        with self._lock:
+            self._connection()
         return self
 
     def persist(self, df: pd.DataFrame) -> None:
