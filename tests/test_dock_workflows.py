@@ -126,3 +126,16 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     extent = dock.canvas.extent()
     assert extent.contains(QgsPointXY((tile["west"] + tile["east"]) / 2, (tile["south"] + tile["north"]) / 2))
     assert min(extent.width(), extent.height()) < 3 * (tile["east"] - tile["west"])  # zoomed in on one tile
+
+
+def test_a_tracker_that_cannot_be_written_is_marked_at_its_field_before_anything_starts(dock, backend, tmp_path):
+    """The tracker is written by the task (off the UI thread), so the click checks its folder first."""
+    dock.add_aoi(QgsGeometry.fromWkt("POLYGON((5.30 50.65, 5.40 50.65, 5.40 50.70, 5.30 50.70, 5.30 50.65))"))
+    dock.update_preview()
+    (tmp_path / "a file").write_text("not a folder")
+    dock.tracker_file.setFilePath(str(tmp_path / "a file" / "jobs.gpkg"))
+    dock.run_button.click()
+    assert dock.task is None and backend.jobs() == []
+    assert dock.problem.text().startswith("tracker folder") and "choose another folder" in dock.problem.text()
+    assert "c62828" in dock.tracker_file.styleSheet()
+    assert (tmp_path / "a file").read_text() == "not a folder"

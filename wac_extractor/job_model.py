@@ -61,9 +61,10 @@ class JobTableModel(QAbstractTableModel):
         self._rows: List[tuple] = []
         self.tracker = None
 
-    def set_tracker(self, tracker) -> None:
+    def set_tracker(self, tracker, refresh: bool = True) -> None:
         self.tracker = tracker
-        self.refresh()
+        if refresh:
+            self.refresh()
 
     def refresh(self) -> None:
         """Re-read the tracker (outside a run; during a run the task sends snapshots: :meth:`set_jobs`)."""

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import pandas as pd
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
@@ -27,6 +28,7 @@ class ExtractionTask(QgsTask):
     table and loads layers. Cancel (task manager or dock) stops the runner within seconds.
     """
 
+    tracker_ready = pyqtSignal()  # the tracker file exists (created by the task when given a plan)
     progress_changed = pyqtSignal(object, object, object)  # RunProgress, jobs snapshot (no footprints), table rows
     job_event = pyqtSignal(object)  # JobEvent
     composites_ready = pyqtSignal(object, object, str)  # row index, [(MonthComposite, QgsRasterLayer)], tile label
@@ -36,8 +38,10 @@ class ExtractionTask(QgsTask):
 
     def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
                  poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False,
-                 max_queued_seconds: Optional[float] = None):  # fmt: skip
+                 max_queued_seconds: Optional[float] = None, plan: Optional[pd.DataFrame] = None):  # fmt: skip
+        """``plan``: the job table of a new tracker, written here rather than on the UI thread."""
         super().__init__(description, QgsTask.CanCancel)
+        self.plan = plan
         self.cancel_remote = cancel_remote
         self.build_mosaics = build_mosaics
         self.summary: Optional[RunSummary] = None
@@ -99,6 +103,9 @@ class ExtractionTask(QgsTask):
 
     def run(self) -> bool:
         try:
+            if self.plan is not None:
+                self.runner.tracker.initialize_from_df(self.plan)
+            self.tracker_ready.emit()
             self.summary = self.runner.run()
             if self.build_mosaics and not self.summary.cancelled:
                 self.mosaics_ready.emit(self._mosaics())

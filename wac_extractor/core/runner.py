@@ -279,6 +279,7 @@ class ExtractionRunner:
         try:
             self._observed.remember(self.tracker.statuses())
             self._resume()
+            self._report_progress()  # the jobs, before the first poll (which may wait on a slow backend)
             while not self._stop.is_set():
                 if not self._work_left(manager):
                     break
