@@ -11,11 +11,12 @@ import pytest
 from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSlot
 
+from wac_extractor.core.heap import heap_frozen
 from wac_extractor.core.runner import BackendSpec
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
 from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer
-from wac_extractor.task import ExtractionTask, heap_frozen
+from wac_extractor.task import ExtractionTask
 
 from .test_runner import notebook_jobs
 

@@ -27,6 +27,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .core.connect import CDSE_URL
+from .core.heap import heap_frozen
 from .core.planning import PlanRequest, plan_aois, plan_features, summarize
 from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
 from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
@@ -201,7 +202,8 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             cancel_check=feedback.isCanceled,  # polled: a signal would queue to this worker thread
         )
         try:
-            summary = runner.run()
+            with heap_frozen():  # as the dock's task: no long full collections while it runs
+                summary = runner.run()
         except SignInRequiredError as exc:
             raise QgsProcessingException(
                 f"{exc} Sign in with the WAC Extractor dock (Backend: Sign in) or 'python -m wac_extractor login', "

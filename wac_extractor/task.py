@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -15,6 +12,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from .core.composites import MonthComposite, month_composites, mosaic
+from .core.heap import heap_frozen
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
 from .job_model import display_rows
@@ -22,32 +20,6 @@ from .layers import prepare_layers
 
 LOG_TAG = "WAC Extractor"
 _log = logging.getLogger(__name__)
-_frozen_runs = 0
-_frozen_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def heap_frozen():
-    """Keep Python's full garbage collections short while runs are going.
-
-    A full (generation 2) collection walks every object of QGIS's Python heap while holding the GIL,
-    whichever thread triggers it; the run's allocations triggered one every ~2 minutes and each
-    stalled the UI thread for 55-100 ms. ``gc.freeze()`` moves the objects that exist when the
-    first run starts out of the collector's sight (constant time); ``gc.unfreeze()`` after the
-    last run hands them back, so garbage among them is still collected then.
-    """
-    global _frozen_runs
-    with _frozen_lock:
-        if _frozen_runs == 0:
-            gc.freeze()
-        _frozen_runs += 1
-    try:
-        yield
-    finally:
-        with _frozen_lock:
-            _frozen_runs -= 1
-            if _frozen_runs == 0:
-                gc.unfreeze()
 
 
 class ExtractionTask(QgsTask):
