@@ -79,6 +79,8 @@ def main(jobs: int = 1000) -> dict:
             gaps.append(now - last[0])
             if gaps[-1] > 50:
                 stalls_at.append((time.time(), gaps[-1]))
+                if stalls_log:
+                    print(f"{time.time():.3f} stall {gaps[-1]} ms", file=sys.stderr, flush=True)
             last[0] = now
 
         gc_pauses = []  # (epoch end, ms, generation): a collection holds the GIL, whichever thread runs it

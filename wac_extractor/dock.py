@@ -189,8 +189,9 @@ class WacDock(QgsDockWidget):
         self.table = QTableView()
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)  # a double-click shows the job's log
         # Sized to the contents when the job list changes (JobTableModel.modelReset), not on every status
-        # change: ResizeToContents re-measured cells through Python on each snapshot, stalling the UI.
+        # change: ResizeToContents re-measured the cells on each snapshot, stalling the UI.
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setResizeContentsPrecision(20)  # size columns from 20 rows, not all
         self.model.modelReset.connect(self.table.resizeColumnsToContents)
@@ -434,12 +435,12 @@ class WacDock(QgsDockWidget):
             self.jobs_layer = job_tiles_layer(Path(tracker_path))
             QgsProject.instance().addMapLayer(self.jobs_layer)
 
-    @pyqtSlot(object, object, object)
-    def on_progress(self, progress, jobs, rows) -> None:
+    @pyqtSlot(object, object, object, object)
+    def on_progress(self, progress, jobs, rows, columns) -> None:
         self.progress.setMaximum(max(1, progress.total))
         self.progress.setValue(progress.done)
         self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
-        changed = self.model.set_jobs(jobs, rows)
+        changed = self.model.set_jobs(jobs, rows, columns)
         self.backends.run_signed_in()
         if changed and self.jobs_layer is not None:
             # The layer reads the tracker GeoPackage in WAL mode, so a repaint shows the new statuses;

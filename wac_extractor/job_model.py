@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 import pandas as pd
-from qgis.PyQt.QtCore import QAbstractTableModel, QModelIndex, Qt
-from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 
 STATUS_COLOURS = {
     "not_started": QColor("#9e9e9e"),
@@ -48,15 +47,37 @@ def display_rows(jobs: pd.DataFrame) -> List[tuple]:
     return rows
 
 
-class JobTableModel(QAbstractTableModel):
+def item_columns(rows: List[tuple]) -> List[List[QStandardItem]]:
+    """The table's cells as items, one list per column; built in the task thread for a new job list.
+
+    ``QStandardItem`` is no ``QObject``: made in a worker, it can be put into the UI thread's model.
+    """
+    columns = [[QStandardItem(row[column]) for row in rows] for column in range(len(COLUMNS))]
+    status = COLUMNS.index("Status")
+    for item in columns[status]:
+        _colour(item)
+    for item in columns[COLUMNS.index("Message")]:
+        item.setToolTip(item.text())
+    return columns
+
+
+def _colour(item: QStandardItem) -> None:
+    colour = STATUS_COLOURS.get(item.text())
+    item.setBackground(QBrush(colour) if colour is not None else QBrush())
+
+
+class JobTableModel(QStandardItemModel):
     """Rows are tracker rows, shown from a snapshot; :meth:`refresh` re-reads the tracker (one SQL query).
 
-    ``data()`` only indexes precomputed tuples: the view calls it for every visible cell on each
-    repaint. A new snapshot of the same jobs emits ``dataChanged`` rather than resetting the view.
+    The cells live in C++ (``QStandardItemModel``, no ``data()`` in Python): painting the table needs
+    no Python and so never waits for the GIL while the task thread works. A new job list replaces
+    the items (built off the UI thread by :func:`item_columns`); a snapshot of the same jobs changes
+    just the cells that differ.
     """
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
         self._jobs = pd.DataFrame()
         self._rows: List[tuple] = []
         self.tracker = None
@@ -71,48 +92,49 @@ class JobTableModel(QAbstractTableModel):
         exists = self.tracker is not None and self.tracker.exists()
         self.set_jobs(self.tracker.snapshot() if exists else pd.DataFrame())
 
-    def set_jobs(self, jobs: pd.DataFrame, rows: Optional[List[tuple]] = None) -> bool:
+    def set_jobs(
+        self, jobs: pd.DataFrame, rows: Optional[List[tuple]] = None, columns: Optional[List[list]] = None
+    ) -> bool:
         """Show a snapshot; returns whether anything shown changed.
 
-        ``rows``: ``display_rows(jobs)`` when the caller computed it already (off the UI thread). For the
-        same jobs only the rows that differ are signalled, so the view repaints just those.
+        ``rows`` (:func:`display_rows`) and ``columns`` (:func:`item_columns`) when the caller made them
+        already, off the UI thread.
         """
         rows = display_rows(jobs) if rows is None else rows
         if len(jobs) == len(self._jobs) and jobs.index.equals(self._jobs.index) and len(jobs):
-            changed = [row for row, (old, new) in enumerate(zip(self._rows, rows)) if old != new]
+            changed = False
+            for row, (old, new) in enumerate(zip(self._rows, rows)):
+                if old != new:
+                    changed = True
+                    for column, (before, text) in enumerate(zip(old, new)):
+                        if before != text:
+                            self._set_text(row, column, text)
             self._jobs, self._rows = jobs, rows
-            if changed:
-                self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], len(COLUMNS) - 1))
-            return bool(changed)
+            return changed
+        columns = item_columns(rows) if columns is None else columns
         self.beginResetModel()
+        self.blockSignals(True)  # one reset for the view instead of a signal per inserted column
+        try:
+            self.setColumnCount(0)
+            self.setRowCount(0)
+            for items in columns:
+                self.appendColumn(items)
+            if not rows:
+                self.setColumnCount(len(COLUMNS))
+            self.setHorizontalHeaderLabels(COLUMNS)
+        finally:
+            self.blockSignals(False)
         self._jobs, self._rows = jobs, rows
         self.endResetModel()
         return True
 
+    def _set_text(self, row: int, column: int, text: str) -> None:
+        item = self.item(row, column)
+        item.setText(text)
+        if COLUMNS[column] == "Status":
+            _colour(item)
+        elif COLUMNS[column] == "Message":
+            item.setToolTip(text)
+
     def job(self, row: int) -> Optional[pd.Series]:
         return self._jobs.iloc[row] if 0 <= row < len(self._jobs) else None
-
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()):
-        return len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index, role=Qt.DisplayRole):
-        row = index.row()
-        if not 0 <= row < len(self._rows):
-            return None
-        text = self._rows[row][index.column()]
-        column = COLUMNS[index.column()]
-        if role == Qt.DisplayRole:
-            return text
-        if role == Qt.BackgroundRole and column == "Status":
-            return STATUS_COLOURS.get(text)
-        if role == Qt.ToolTipRole and column == "Message":
-            return text
-        return None

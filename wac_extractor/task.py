@@ -15,7 +15,7 @@ from .core.composites import MonthComposite, month_composites, mosaic
 from .core.heap import heap_frozen
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
-from .job_model import display_rows
+from .job_model import display_rows, item_columns
 from .layers import prepare_layers
 
 LOG_TAG = "WAC Extractor"
@@ -30,7 +30,8 @@ class ExtractionTask(QgsTask):
     """
 
     tracker_ready = pyqtSignal()  # the tracker file exists (created by the task when given a plan)
-    progress_changed = pyqtSignal(object, object, object)  # RunProgress, jobs snapshot (no footprints), table rows
+    # RunProgress, jobs snapshot (no footprints), table rows, table items when the job list is new (else None)
+    progress_changed = pyqtSignal(object, object, object, object)
     job_event = pyqtSignal(object)  # JobEvent
     composites_ready = pyqtSignal(object, object, str)  # row index, [(MonthComposite, QgsRasterLayer)], tile label
     mosaics_ready = pyqtSignal(object)  # List[MonthComposite], one per sensor, month and UTM zone
@@ -43,6 +44,7 @@ class ExtractionTask(QgsTask):
         """``plan``: the job table of a new tracker, written here rather than on the UI thread."""
         super().__init__(description, QgsTask.CanCancel)
         self.plan = plan
+        self._table_index: Optional[pd.Index] = None  # the jobs of the last snapshot sent
         self.cancel_remote = cancel_remote
         self.build_mosaics = build_mosaics
         self.summary: Optional[RunSummary] = None
@@ -60,9 +62,13 @@ class ExtractionTask(QgsTask):
     def _on_progress(self, progress: RunProgress) -> None:
         if progress.total:
             self.setProgress(100.0 * progress.done / progress.total)
-        # The snapshot was read and turned into table text here, in the worker thread: the job table
-        # costs the UI thread neither a read nor per-cell pandas lookups.
-        self.progress_changed.emit(progress, progress.jobs, display_rows(progress.jobs))
+        # The snapshot was read and turned into table text (and, for a new job list, table items) here,
+        # in the worker thread: the job table costs the UI thread neither a read nor per-cell work.
+        rows = display_rows(progress.jobs)
+        columns = None
+        if not progress.jobs.index.equals(self._table_index):
+            columns, self._table_index = item_columns(rows), progress.jobs.index
+        self.progress_changed.emit(progress, progress.jobs, rows, columns)
 
     def _on_event(self, event: JobEvent) -> None:
         self.job_event.emit(event)
