@@ -86,8 +86,9 @@ deploy: zip
 	cd $(QGIS_PROFILE_DIR)/python/plugins && unzip -q -o $(CURDIR)/$(PLUGIN).zip
 	@echo "installed into $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN)"
 
+# make bench: every section (~30 min); make bench BENCH="ui layers": only those, updated in bench/results.json
 bench:
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH)
 
 clean:
 	rm -rf build $(PLUGIN).zip .pytest_cache tests/artifacts

@@ -320,25 +320,38 @@ def bench_ui_responsiveness(jobs: int = 1000) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    results = {
-        "machine": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpus": __import__("os").cpu_count(),
-        },
-        "planning": bench_planning(),
-        "tracker_update": bench_tracker(),
+SECTIONS = {
+    "planning": ("planning", lambda: bench_planning()),
+    "tracker": ("tracker_update", lambda: bench_tracker()),
+    "scheduling": ("scheduling", lambda: bench_scheduling()),
+    "ui": ("ui_responsiveness", lambda: bench_ui_responsiveness()),
+    "layers": ("result_layers", lambda: bench_result_layers()),
+}
+
+
+def main(sections=()) -> int:
+    """All sections (``make bench``), or only the named ones, updated in the existing results file."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        print(f"unknown section(s) {sorted(unknown)}; choose from {sorted(SECTIONS)}", file=sys.stderr)
+        return 2
+    results = json.loads(OUT.read_text()) if sections and OUT.exists() else {}
+    results["machine"] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": __import__("os").cpu_count(),
     }
-    results["peak_rss_mb_trackers"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results["scheduling"] = bench_scheduling()
-    results["ui_responsiveness"] = bench_ui_responsiveness()
-    results["result_layers"] = bench_result_layers()
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for name in sections or SECTIONS:
+        key, bench = SECTIONS[name]
+        results[key] = bench()
+        if name == "tracker":
+            results["peak_rss_mb_trackers"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if not sections:
+        results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     OUT.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import pandas as pd
+from osgeo import gdal, ogr, osr  # noqa: F401  (see below)
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
@@ -17,6 +18,10 @@ from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
 from .job_model import display_rows, item_columns
 from .layers import prepare_layers
+
+# GDAL's Python modules are imported above, when the plugin loads, on the UI thread: the core imports
+# them where it first needs them, and that first import inside a run's task held the GIL for 70-500 ms
+# (a measured UI stall at the start of every first run, when QGIS's Processing had not imported them).
 
 LOG_TAG = "WAC Extractor"
 _log = logging.getLogger(__name__)
