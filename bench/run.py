@@ -207,31 +207,23 @@ def bench_result_layers(tiles: int = 100) -> dict:
     return result
 
 
-def _in_worker_watched(function, interval_ms: int = 10):
-    """Run ``function`` in a worker thread while a QTimer on this (UI) thread records the gaps between ticks."""
+def _in_worker_watched(function):
+    """Run ``function`` in a worker thread while a watchdog on this (UI) thread records the gaps between ticks."""
     import threading
 
     from qgis.core import QgsApplication
-    from qgis.PyQt.QtCore import QElapsedTimer, QTimer
 
-    result, gaps, clock = [], [], QElapsedTimer()
+    from bench.ui_watchdog import GapWatchdog
+
+    result, watchdog = [], GapWatchdog()
     worker = threading.Thread(target=lambda: result.append(function()))
-    clock.start()
-    last = [clock.elapsed()]
-
-    def tick():
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=interval_ms, timeout=tick)
-    timer.start()
+    watchdog.start()
     worker.start()
     while worker.is_alive():
         QgsApplication.processEvents()
         time.sleep(0.001)
-    timer.stop()
-    return result[0], gaps or [0]
+    watchdog.stop()
+    return result[0], watchdog.gaps or [0]
 
 
 def _backend(work: Path, *args: str):
@@ -321,11 +313,11 @@ def bench_ui_responsiveness(jobs: int = 1000) -> dict:
 
 
 SECTIONS = {
-    "planning": ("planning", lambda: bench_planning()),
-    "tracker": ("tracker_update", lambda: bench_tracker()),
-    "scheduling": ("scheduling", lambda: bench_scheduling()),
-    "ui": ("ui_responsiveness", lambda: bench_ui_responsiveness()),
-    "layers": ("result_layers", lambda: bench_result_layers()),
+    "planning": ("planning", bench_planning),
+    "tracker": ("tracker_update", bench_tracker),
+    "scheduling": ("scheduling", bench_scheduling),
+    "ui": ("ui_responsiveness", bench_ui_responsiveness),
+    "layers": ("result_layers", bench_result_layers),
 }
 
 

@@ -47,23 +47,28 @@ def display_rows(jobs: pd.DataFrame) -> List[tuple]:
     return rows
 
 
+STATUS, MESSAGE = COLUMNS.index("Status"), COLUMNS.index("Message")
+
+
 def item_columns(rows: List[tuple]) -> List[List[QStandardItem]]:
     """The table's cells as items, one list per column; built in the task thread for a new job list.
 
     ``QStandardItem`` is no ``QObject``: made in a worker, it can be put into the UI thread's model.
     """
     columns = [[QStandardItem(row[column]) for row in rows] for column in range(len(COLUMNS))]
-    status = COLUMNS.index("Status")
-    for item in columns[status]:
-        _colour(item)
-    for item in columns[COLUMNS.index("Message")]:
-        item.setToolTip(item.text())
+    for column in (STATUS, MESSAGE):
+        for item in columns[column]:
+            _decorate(item, column)
     return columns
 
 
-def _colour(item: QStandardItem) -> None:
-    colour = STATUS_COLOURS.get(item.text())
-    item.setBackground(QBrush(colour) if colour is not None else QBrush())
+def _decorate(item: QStandardItem, column: int) -> None:
+    """What a cell shows besides its text: the status colour, the full message as tooltip."""
+    if column == STATUS:
+        colour = STATUS_COLOURS.get(item.text())
+        item.setBackground(QBrush(colour) if colour is not None else QBrush())
+    elif column == MESSAGE:
+        item.setToolTip(item.text())
 
 
 class JobTableModel(QStandardItemModel):
@@ -131,10 +136,7 @@ class JobTableModel(QStandardItemModel):
     def _set_text(self, row: int, column: int, text: str) -> None:
         item = self.item(row, column)
         item.setText(text)
-        if COLUMNS[column] == "Status":
-            _colour(item)
-        elif COLUMNS[column] == "Message":
-            item.setToolTip(text)
+        _decorate(item, column)
 
     def job(self, row: int) -> Optional[pd.Series]:
         return self._jobs.iloc[row] if 0 <= row < len(self._jobs) else None

@@ -19,9 +19,10 @@ from .core.tracker import Tracker
 from .job_model import display_rows, item_columns
 from .layers import prepare_layers
 
-# GDAL's Python modules are imported above, when the plugin loads, on the UI thread: the core imports
-# them where it first needs them, and that first import inside a run's task held the GIL for 70-500 ms
-# (a measured UI stall at the start of every first run, when QGIS's Processing had not imported them).
+# GDAL's Python modules are imported above, with this module (when the dock first opens), on the UI
+# thread: the core imports them where it first needs them, and that first import inside a run's task
+# held the GIL for 70-500 ms (a measured UI stall at the start of a first run, when QGIS's Processing
+# had not imported them yet).
 
 LOG_TAG = "WAC Extractor"
 _log = logging.getLogger(__name__)
