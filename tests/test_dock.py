@@ -111,6 +111,8 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     assert [g.name() for g in s2_group.children()] == ["2023-01"]
     assert len(s2_group.findLayers()) == jobs
     assert dock.jobs_layer is not None and dock.jobs_layer.featureCount() == jobs
+    # opened by the task, off the UI thread, and handed to it (a layer left in the worker's thread breaks)
+    assert dock.jobs_layer.thread() is QgsApplication.instance().thread()
     # The tile layer is the tracker itself, opened before the run and never reloaded: it shows the end state.
     assert [f["status"] for f in dock.jobs_layer.getFeatures()] == ["finished"] * jobs
     saved = {key: QgsSettings().value(key) for key in QgsSettings().allKeys() if key.startswith("wac_extractor/")}

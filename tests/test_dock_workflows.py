@@ -86,6 +86,9 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     backend.configure(run_seconds=[60, 60])
     dock.run_button.click()
     qtbot.waitUntil(lambda: any(j["status"] == "running" for j in backend.jobs()), timeout=30_000)
+    dock.update_preview()  # as a changed input would: the tracker exists now, but it is this run's
+    assert dock.summary.text() == "Running jobs.gpkg: changes here apply to the next run."
+    assert not dock.run_button.isEnabled()
     cancelled_at = time.monotonic()
     dock.cancel_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=10_000)

@@ -55,7 +55,7 @@ from .core.runner import check_writable
 from .core.tiling import area_km2
 from .core.tracker import TrackerError, open_tracker
 from .job_model import JobTableModel
-from .layers import ResultLoader, band_layers, job_tiles_layer
+from .layers import ResultLoader, band_layers
 from .maptools import PolygonTool, RectangleTool
 from .task import LOG_TAG, ExtractionTask
 
@@ -319,6 +319,9 @@ class WacDock(QgsDockWidget):
                            sensors, self.cloud.value(), self.window_months.value())  # fmt: skip
 
     def update_preview(self) -> None:
+        if self.task is not None:  # the running plan is fixed; the preview is for the next run
+            name = Path(self.tracker.path).name
+            return self._show_problem("", summary=f"Running {name}: changes here apply to the next run.")
         self.cloud.setEnabled(self.s2.isChecked())
         self.tile_band.reset(QgsWkbTypes.PolygonGeometry)
         self.plan = None
@@ -420,6 +423,7 @@ class WacDock(QgsDockWidget):
         self.cancel_button.setEnabled(True)
         self.run_button.setEnabled(False)
         self.progress.setMaximum(0)  # busy until the first snapshot
+        self.update_preview()
         QgsApplication.taskManager().addTask(self.task)
 
     def cancel_run(self) -> None:
@@ -427,12 +431,11 @@ class WacDock(QgsDockWidget):
             self._run_cancelled.set()  # also ends a sign-in the run is waiting for
             self.task.cancel()
 
-    @pyqtSlot()
-    def on_tracker_ready(self) -> None:
-        """The task created (or opened) the tracker: show it as the job-tile layer."""
-        tracker_path = str(self.tracker.path)
-        if tracker_path.endswith(".gpkg"):
-            self.jobs_layer = job_tiles_layer(Path(tracker_path))
+    @pyqtSlot(object)
+    def on_tracker_ready(self, tiles_layer) -> None:
+        """The task created (or opened) the tracker and its job-tile layer: show the layer."""
+        if tiles_layer is not None:
+            self.jobs_layer = tiles_layer
             QgsProject.instance().addMapLayer(self.jobs_layer)
 
     @pyqtSlot(object, object, object, object)

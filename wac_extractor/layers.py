@@ -11,6 +11,7 @@ from qgis.core import (
     QgsDateTimeRange,
     QgsFillSymbol,
     QgsLayerTreeGroup,
+    QgsMapLayer,
     QgsMultiBandColorRenderer,
     QgsProject,
     QgsRasterLayer,
@@ -130,13 +131,13 @@ Prepared = Tuple[MonthComposite, QgsRasterLayer]
 
 def prepare_layers(composites: Iterable[MonthComposite]) -> List[Prepared]:
     """Open and style composite layers in a worker thread, then hand them to the UI thread."""
-    main_thread = QCoreApplication.instance().thread()
-    prepared = []
-    for composite in composites:
-        layer = composite_layer(composite, composite.path.stem)
-        layer.moveToThread(main_thread)
-        prepared.append((composite, layer))
-    return prepared
+    return [(composite, to_ui_thread(composite_layer(composite, composite.path.stem))) for composite in composites]
+
+
+def to_ui_thread(layer: QgsMapLayer) -> QgsMapLayer:
+    """Give a layer opened in a worker thread to the UI thread, where the project will own it."""
+    layer.moveToThread(QCoreApplication.instance().thread())
+    return layer
 
 
 def job_tiles_layer(tracker_path: Path, name: str = "WAC job tiles") -> QgsVectorLayer:

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 import pandas as pd
 from osgeo import gdal, ogr, osr  # noqa: F401  (see below)
-from qgis.core import Qgis, QgsMessageLog, QgsTask
+from qgis.core import Qgis, QgsMessageLog, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 
 from .core.composites import MonthComposite, month_composites, mosaic
@@ -17,7 +17,7 @@ from .core.heap import heap_frozen
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
 from .job_model import display_rows, item_columns
-from .layers import prepare_layers
+from .layers import job_tiles_layer, prepare_layers, to_ui_thread
 
 # GDAL's Python modules are imported above, with this module (when the dock first opens), on the UI
 # thread: the core imports them where it first needs them, and that first import inside a run's task
@@ -35,7 +35,9 @@ class ExtractionTask(QgsTask):
     table and loads layers. Cancel (task manager or dock) stops the runner within seconds.
     """
 
-    tracker_ready = pyqtSignal()  # the tracker file exists (created by the task when given a plan)
+    # The tracker file exists (created by the task when given a plan); with it the job-tile layer, opened
+    # here (a GeoPackage layer with its renderer cost the UI thread ~25 ms), or None for a CSV tracker.
+    tracker_ready = pyqtSignal(object)
     # RunProgress, jobs snapshot (no footprints), table rows, table items when the job list is new (else None)
     progress_changed = pyqtSignal(object, object, object, object)
     job_event = pyqtSignal(object)  # JobEvent
@@ -64,6 +66,10 @@ class ExtractionTask(QgsTask):
             on_progress=self._on_progress,
             on_event=self._on_event,
         )
+
+    def _tiles_layer(self) -> Optional[QgsVectorLayer]:
+        path = Path(str(self.runner.tracker.path))
+        return to_ui_thread(job_tiles_layer(path)) if path.suffix == ".gpkg" else None
 
     def _on_progress(self, progress: RunProgress) -> None:
         if progress.total:
@@ -119,7 +125,7 @@ class ExtractionTask(QgsTask):
             with heap_frozen():
                 if self.plan is not None:
                     self.runner.tracker.initialize_from_df(self.plan)
-                self.tracker_ready.emit()
+                self.tracker_ready.emit(self._tiles_layer())
                 self.summary = self.runner.run()
                 if self.build_mosaics and not self.summary.cancelled:
                     self.mosaics_ready.emit(self._mosaics())
