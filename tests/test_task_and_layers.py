@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import threading
 import time
 import weakref
@@ -11,7 +13,9 @@ import pytest
 from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSlot
 
+from wac_extractor import task as task_module
 from wac_extractor.core.heap import heap_frozen
+from wac_extractor.core.priority import BACKGROUND_NICE
 from wac_extractor.core.runner import BackendSpec
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
@@ -53,6 +57,10 @@ class Receiver(QObject):
         self.done = True
 
 
+def niceness(thread_id: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+
 def start_task(backend, tmp_path, jobs):
     tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
     spec = BackendSpec(url=backend.url, parallel_jobs=2)
@@ -67,9 +75,20 @@ def start_task(backend, tmp_path, jobs):
     return task, receiver
 
 
-def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_new_project, qtbot):
+def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_new_project, qtbot, monkeypatch):
+    ui_nice = niceness(threading.get_native_id())
+    prepared_in = []  # (thread, its nice value) wherever the task opens result layers
+    prepare = task_module.prepare_layers
+    monkeypatch.setattr(task_module, "prepare_layers", lambda composites: (
+        prepared_in.append((threading.current_thread().name, niceness(threading.get_native_id()))),
+        prepare(composites),
+    )[1])  # fmt: skip
     task, receiver = start_task(backend, tmp_path, notebook_jobs().iloc[:2])  # one tile, S1 and S2
     qtbot.waitUntil(lambda: receiver.done, timeout=120_000)
+    if sys.platform.startswith("linux"):  # the run's threads yield the CPU to the UI thread (per-thread nice)
+        assert len(prepared_in) == 2 and all(name.startswith("wac-download") for name, _ in prepared_in)
+        assert {nice for _, nice in prepared_in} == {max(ui_nice, BACKGROUND_NICE)}
+        assert niceness(threading.get_native_id()) == ui_nice
     assert not receiver.summary.cancelled  # (the task object itself is deleted by the task manager)
     assert receiver.summary.counts == {"finished": 2} and receiver.summary.downloaded == 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -14,6 +15,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 
 from .core.composites import MonthComposite, month_composites, mosaic
 from .core.heap import heap_frozen
+from .core.priority import lower_thread_priority
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import Tracker
 from .job_model import display_rows, item_columns
@@ -121,6 +123,16 @@ class ExtractionTask(QgsTask):
         return mosaics
 
     def run(self) -> bool:
+        """Runs the jobs in a thread of its own at a lower CPU priority (QGIS's pooled task thread
+        would keep a lowered priority for every later task), and waits for it."""
+        outcome = []
+        worker = threading.Thread(target=lambda: outcome.append(self._run()), name="wac-run", daemon=True)
+        worker.start()
+        worker.join()
+        return bool(outcome and outcome[0])
+
+    def _run(self) -> bool:
+        lower_thread_priority()  # the download threads, started by the runner from here, inherit it
         try:
             with heap_frozen():
                 if self.plan is not None:
