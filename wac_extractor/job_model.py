@@ -28,23 +28,22 @@ def _text(value) -> str:
     return str(value)
 
 
+_ROW_FIELDS = ("status", "sentinel", "temporal_extent", "tile_id", "backend_name", "id", "duration", "costs",
+               "error_message")  # fmt: skip
+
+
 def display_rows(jobs: pd.DataFrame) -> List[tuple]:
-    """The table's text, one tuple per job (``COLUMNS`` order); cheap to call in the task thread."""
-    rows = []
-    for job in jobs.to_dict("records"):
-        window = job.get("temporal_extent")
-        rows.append(tuple(_text(value) for value in (
-            job.get("status"),
-            f"S{_text(job.get('sentinel'))}",
-            " .. ".join(window) if isinstance(window, list) else _text(window),
-            job.get("tile_id"),
-            job.get("backend_name"),
-            job.get("id"),
-            job.get("duration"),
-            job.get("costs"),
-            job.get("error_message"),
-        )))  # fmt: skip
-    return rows
+    """The table's text, one tuple per job (``COLUMNS`` order); made in the task thread for each snapshot.
+
+    Reads whole columns (``tolist``) rather than a dict per row (``to_dict("records")`` of all 20
+    tracker columns): this runs every few seconds in the run's thread, holding the GIL.
+    """
+    fields = [jobs[name].tolist() if name in jobs.columns else [None] * len(jobs) for name in _ROW_FIELDS]
+    return [
+        (_text(status), f"S{_text(sentinel)}", " .. ".join(window) if isinstance(window, list) else _text(window),
+         _text(tile), _text(backend), _text(job_id), _text(duration), _text(costs), _text(message))
+        for status, sentinel, window, tile, backend, job_id, duration, costs, message in zip(*fields)
+    ]  # fmt: skip
 
 
 STATUS, MESSAGE = COLUMNS.index("Status"), COLUMNS.index("Message")
