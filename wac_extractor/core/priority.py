@@ -14,7 +14,7 @@ _log = logging.getLogger(__name__)
 def lower_thread_priority(nice: int = BACKGROUND_NICE) -> bool:
     """Give the calling thread (and the threads it starts later) a lower CPU priority; Linux only.
 
-    Why: with both CPUs busy, the kernel let QGIS's UI thread wait 20-50 ms in a run queue while the
+    Why: with both CPUs busy, the kernel let QGIS's UI thread wait 20-30 ms in a run queue while the
     run's thread turned a snapshot into table rows (perf sched events of a 1,000-job run): the UI
     stalled although it had nothing to wait for. Linux keeps the nice value per thread (and new
     threads inherit it), so only the run's threads yield; an unprivileged thread cannot raise it
