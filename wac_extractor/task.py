@@ -17,7 +17,7 @@ from .core.composites import MonthComposite, month_composites, mosaic
 from .core.heap import heap_frozen
 from .core.priority import lower_thread_priority
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
-from .core.tracker import Tracker
+from .core.tracker import GeoPackageTracker, Tracker
 from .job_model import display_rows, item_columns
 from .layers import job_tiles_layer, prepare_layers, to_ui_thread
 
@@ -70,8 +70,8 @@ class ExtractionTask(QgsTask):
         )
 
     def _tiles_layer(self) -> Optional[QgsVectorLayer]:
-        path = Path(str(self.runner.tracker.path))
-        return to_ui_thread(job_tiles_layer(path)) if path.suffix == ".gpkg" else None
+        tracker = self.runner.tracker
+        return to_ui_thread(job_tiles_layer(tracker.path)) if isinstance(tracker, GeoPackageTracker) else None
 
     def _on_progress(self, progress: RunProgress) -> None:
         if progress.total:
