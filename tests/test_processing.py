@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -15,6 +17,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from wac_extractor.core.priority import BACKGROUND_NICE
+from wac_extractor.core.runner import ExtractionRunner
 from wac_extractor.core.tracker import open_tracker
 from wac_extractor.processing_provider import WacProcessingProvider
 
@@ -67,11 +71,21 @@ class Feedback(QgsProcessingFeedback):
         self.errors.append(error)
 
 
+def niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
 def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("WAC_PASSWORD", "demo")
+    caller_nice, downloads_nice = niceness(), []
+    download = ExtractionRunner._download
+    monkeypatch.setattr(ExtractionRunner, "_download", lambda *a: (downloads_nice.append(niceness()), download(*a)))
     feedback = Feedback()
     results, ok = algorithm.run(parameters(backend, tmp_path), QgsProcessingContext(), feedback)
     assert ok, feedback.errors
+    if sys.platform.startswith("linux"):  # as the dock's task: the run's threads yield the CPU to QGIS's UI
+        assert len(downloads_nice) == 8 and set(downloads_nice) == {max(caller_nice, BACKGROUND_NICE)}
+        assert niceness() == caller_nice  # the calling (pooled Processing) thread keeps its priority
     assert results["TRACKER"] == str(tmp_path / "jobs.gpkg")
     layer = QgsVectorLayer(results["TRACKER_LAYER"], "jobs", "ogr")
     assert layer.isValid() and layer.featureCount() == 8

@@ -18,6 +18,7 @@ import pytest
 from osgeo import gdal, osr
 
 from wac_extractor.core.planning import PlanRequest, plan_grid
+from wac_extractor.core.priority import call_in_background_thread
 from wac_extractor.core.process_graphs import job_cube
 from wac_extractor.core.runner import BackendSpec, ExtractionRunner
 from wac_extractor.core.signin import connect
@@ -111,6 +112,13 @@ def start_slow_run(backend, tmp_path):
     thread = threading.Thread(target=runner.run)
     thread.start()
     return tracker, runner, thread
+
+
+def test_a_call_in_a_background_thread_returns_its_result_or_raises_its_error_in_the_caller():
+    caller = threading.get_native_id()
+    assert call_in_background_thread(threading.get_native_id, "wac-test") != caller
+    with pytest.raises(ZeroDivisionError):
+        call_in_background_thread(lambda: 1 / 0, "wac-test")
 
 
 def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 from pathlib import Path
 
 import shapely
@@ -29,6 +30,7 @@ from qgis.PyQt.QtGui import QIcon
 from .core.connect import CDSE_URL
 from .core.heap import heap_frozen
 from .core.planning import PlanRequest, plan_aois, plan_features, summarize
+from .core.priority import call_in_background_thread
 from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
 from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
 from .core.tracker import TrackerError, create_tracker, open_tracker
@@ -191,19 +193,20 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             if e.status in ("error", "download_failed", "skipped"):
                 feedback.reportError(f"{e.title}: {e.status}: {e.message}")
 
+        reports = queue.SimpleQueue()  # the feedback is this thread's: the run's reports are handed back to it
         runner = ExtractionRunner(
             tracker,
             output,
             backends,
             poll_interval=self.parameterAsDouble(parameters, self.POLL, context),
             max_queued_seconds=self.parameterAsDouble(parameters, self.MAX_QUEUED, context) * 3600 or None,
-            on_progress=progress,
-            on_event=event,
+            on_progress=lambda p: reports.put(lambda: progress(p)),
+            on_event=lambda e: reports.put(lambda: event(e)),
             cancel_check=feedback.isCanceled,  # polled: a signal would queue to this worker thread
         )
         try:
-            with heap_frozen():  # as the dock's task: no long full collections while it runs
-                summary = runner.run()
+            with heap_frozen():  # as the dock's task: no long full collections, the UI thread wins the CPU
+                summary = call_in_background_thread(runner.run, "wac-run", reports)
         except SignInRequiredError as exc:
             raise QgsProcessingException(
                 f"{exc} Sign in with the WAC Extractor dock (Backend: Sign in) or 'python -m wac_extractor login', "

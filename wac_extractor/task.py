@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -15,7 +14,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 
 from .core.composites import MonthComposite, month_composites, mosaic
 from .core.heap import heap_frozen
-from .core.priority import lower_thread_priority
+from .core.priority import call_in_background_thread
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import GeoPackageTracker, Tracker
 from .job_model import display_rows, item_columns
@@ -123,16 +122,9 @@ class ExtractionTask(QgsTask):
         return mosaics
 
     def run(self) -> bool:
-        """Runs the jobs in a thread of its own at a lower CPU priority (QGIS's pooled task thread
-        would keep a lowered priority for every later task), and waits for it."""
-        outcome = []
-        worker = threading.Thread(target=lambda: outcome.append(self._run()), name="wac-run", daemon=True)
-        worker.start()
-        worker.join()
-        return bool(outcome and outcome[0])
+        return call_in_background_thread(self._run, "wac-run")  # the download threads inherit its priority
 
     def _run(self) -> bool:
-        lower_thread_priority()  # the download threads, started by the runner from here, inherit it
         try:
             with heap_frozen():
                 if self.plan is not None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
+from typing import Callable, Optional, TypeVar
 
+T = TypeVar("T")
 BACKGROUND_NICE = 10
 _log = logging.getLogger(__name__)
 
@@ -30,3 +33,41 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> bool:
     except OSError as exc:  # a sandbox that forbids it: the run works as before
         _log.debug("could not lower the run thread's priority: %s", exc)
         return False
+
+
+def call_in_background_thread(function: Callable[[], T], name: str, calls: Optional[queue.SimpleQueue] = None) -> T:
+    """Call ``function`` in a new thread at a lower CPU priority, wait for it and return its result.
+
+    Why a new thread: QGIS runs tasks and Processing algorithms in pooled threads, which would keep
+    a lowered priority for every later task. An exception raised by ``function`` is raised here.
+    Callables put on ``calls`` (from any thread) run in the calling thread while it waits: a
+    Processing algorithm's feedback reports through Qt signals and belongs to that thread.
+    """
+    outcome: list = []
+
+    def target() -> None:
+        lower_thread_priority()  # threads that function starts inherit it
+        try:
+            outcome.append((True, function()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    def run_calls(timeout: Optional[float]) -> None:
+        try:
+            calls.get(timeout=timeout)()
+        except queue.Empty:
+            pass
+        except Exception:  # a report that failed must not leave the run unwatched
+            _log.exception("a callback from %s failed", name)
+
+    worker = threading.Thread(target=target, name=name, daemon=True)
+    worker.start()
+    while calls is not None and worker.is_alive():
+        run_calls(0.05)
+    worker.join()
+    while calls is not None and not calls.empty():
+        run_calls(None)
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value
+    return value
