@@ -20,6 +20,7 @@ from qgis.core import (
 from wac_extractor.core.priority import BACKGROUND_NICE
 from wac_extractor.core.runner import ExtractionRunner
 from wac_extractor.core.tracker import open_tracker
+from wac_extractor.job_model import STATUS_COLOURS
 from wac_extractor.processing_provider import WacProcessingProvider
 
 NOTEBOOK_WINDOWS = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
@@ -80,8 +81,8 @@ def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monke
     caller_nice, downloads_nice = niceness(), []
     download = ExtractionRunner._download
     monkeypatch.setattr(ExtractionRunner, "_download", lambda *a: (downloads_nice.append(niceness()), download(*a)))
-    feedback = Feedback()
-    results, ok = algorithm.run(parameters(backend, tmp_path), QgsProcessingContext(), feedback)
+    feedback, context = Feedback(), QgsProcessingContext()
+    results, ok = algorithm.run(parameters(backend, tmp_path), context, feedback)
     assert ok, feedback.errors
     if sys.platform.startswith("linux"):  # as the dock's task: the run's threads yield the CPU to QGIS's UI
         assert len(downloads_nice) == 8 and set(downloads_nice) == {max(caller_nice, BACKGROUND_NICE)}
@@ -89,6 +90,11 @@ def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monke
     assert results["TRACKER"] == str(tmp_path / "jobs.gpkg")
     layer = QgsVectorLayer(results["TRACKER_LAYER"], "jobs", "ogr")
     assert layer.isValid() and layer.featureCount() == 8
+    # Processing adds the job tiles to the project when the algorithm ends, coloured by status as in the dock
+    to_load = context.layersToLoadOnCompletion()
+    assert list(to_load) == [results["TRACKER_LAYER"]] and to_load[results["TRACKER_LAYER"]].name == "WAC job tiles"
+    to_load[results["TRACKER_LAYER"]].postProcessor().postProcessLayer(layer, context, feedback)
+    assert {c.value() for c in layer.renderer().categories()} == set(STATUS_COLOURS)
     jobs = open_tracker(tmp_path / "jobs.gpkg").read()
     assert jobs["status"].eq("finished").all() and jobs["result_status"].eq("ok").all()
     corners = sorted({(e["west"], e["south"]) for e in jobs["spatial_extent"]})

@@ -143,13 +143,18 @@ def to_ui_thread(layer: QgsMapLayer) -> QgsMapLayer:
 def job_tiles_layer(tracker_path: Path, name: str = "WAC job tiles") -> QgsVectorLayer:
     """The tracker GeoPackage itself as a layer, coloured by job status."""
     layer = QgsVectorLayer(f"{tracker_path}|layername=jobs", name, "ogr")
+    style_job_tiles(layer)
+    return layer
+
+
+def style_job_tiles(layer: QgsVectorLayer) -> None:
+    """Colour a tracker's job tiles by status (the dock's tile layer and the Processing output alike)."""
     categories = []
     for status, colour in STATUS_COLOURS.items():
         fill = f"{colour.red()},{colour.green()},{colour.blue()},50"  # QGIS reads "#RRGGBBAA" as ARGB: use r,g,b,a
         symbol = QgsFillSymbol.createSimple({"color": fill, "outline_color": colour.name(), "outline_width": "0.6"})
         categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
     layer.setRenderer(QgsCategorizedSymbolRenderer("status", categories))
-    return layer
 
 
 def band_layers(result: Path, variables: Iterable[str], month_index: int, month: str) -> List[QgsRasterLayer]:

@@ -11,7 +11,9 @@ from openeo.rest import OpenEoClientException
 from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputFolder,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterAuthConfig,
@@ -24,6 +26,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProcessingProvider,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QIcon
 
@@ -33,8 +36,9 @@ from .core.planning import PlanRequest, plan_aois, plan_features, summarize
 from .core.priority import call_in_background_thread
 from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
 from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
-from .core.tracker import TrackerError, create_tracker, open_tracker
+from .core.tracker import GeoPackageTracker, TrackerError, create_tracker, open_tracker
 from .credentials import CredentialsError, sign_in_for
+from .layers import style_job_tiles
 
 SENSOR_OPTIONS = ["Sentinel-1 monthly mosaic (VV, VH)", "Sentinel-2 L2A monthly median"]
 AUTH_OPTIONS = ["oidc", "basic", "none", "client_credentials"]  # appended: saved models keep their index
@@ -218,9 +222,28 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             f"{'Cancelled' if summary.cancelled else 'Done'} in {summary.seconds:.0f} s: {summary.counts}; "
             f"{summary.downloaded} results downloaded and checked"
         )
-        layer = f"{tracker_path}|layername=jobs" if tracker_path.suffix.lower() == ".gpkg" else str(tracker_path)
+        layer = f"{tracker_path}|layername=jobs" if isinstance(tracker, GeoPackageTracker) else str(tracker_path)
+        if isinstance(tracker, GeoPackageTracker):  # shown when the algorithm ends, coloured as in the dock
+            details = QgsProcessingContext.LayerDetails("WAC job tiles", context.project(), "TRACKER_LAYER")
+            details.setPostProcessor(StyleJobTiles.create())
+            context.addLayerToLoadOnCompletion(layer, details)
         return {"TRACKER_LAYER": layer, "RESULTS": str(output), self.TRACKER: str(tracker_path),
                 self.OUTPUT_FOLDER: str(output)}  # fmt: skip
+
+
+class StyleJobTiles(QgsProcessingLayerPostProcessorInterface):
+    """Colours the job-tile layer that Processing loads when the algorithm ends."""
+
+    instance = None  # QGIS takes the post-processor but not its Python object: keep that alive here
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802  (QGIS signature)
+        if isinstance(layer, QgsVectorLayer):
+            style_job_tiles(layer)
+
+    @staticmethod
+    def create() -> StyleJobTiles:
+        StyleJobTiles.instance = StyleJobTiles()
+        return StyleJobTiles.instance
 
 
 class WacProcessingProvider(QgsProcessingProvider):
