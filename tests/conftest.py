@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,11 @@ class LocalBackend:
     def oidc(self, **body):
         """The OIDC provider: ``approve=<user code>``, ``access_token_seconds``, ``revoke=True``..."""
         return self.control("oidc", body)
+
+
+def niceness() -> int:
+    """The calling thread's nice value (Linux keeps one per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 def start_backend(tmp_dir: Path, *extra_args: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -22,6 +21,8 @@ from wac_extractor.core.runner import ExtractionRunner
 from wac_extractor.core.tracker import open_tracker
 from wac_extractor.job_model import STATUS_COLOURS
 from wac_extractor.processing_provider import WacProcessingProvider
+
+from .conftest import niceness
 
 NOTEBOOK_WINDOWS = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
 
@@ -70,10 +71,6 @@ class Feedback(QgsProcessingFeedback):
 
     def reportError(self, error, fatalError=False):  # noqa: N803  (QGIS signature)
         self.errors.append(error)
-
-
-def niceness() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monkeypatch):

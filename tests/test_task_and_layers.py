@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ from wac_extractor.core.tracker import create_tracker
 from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer
 from wac_extractor.task import ExtractionTask
 
+from .conftest import niceness
 from .test_runner import notebook_jobs
 
 
@@ -57,10 +57,6 @@ class Receiver(QObject):
         self.done = True
 
 
-def niceness(thread_id: int) -> int:
-    return os.getpriority(os.PRIO_PROCESS, thread_id)
-
-
 def start_task(backend, tmp_path, jobs):
     tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
     spec = BackendSpec(url=backend.url, parallel_jobs=2)
@@ -76,11 +72,11 @@ def start_task(backend, tmp_path, jobs):
 
 
 def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_new_project, qtbot, monkeypatch):
-    ui_nice = niceness(threading.get_native_id())
+    ui_nice = niceness()
     prepared_in = []  # (thread, its nice value) wherever the task opens result layers
     prepare = task_module.prepare_layers
     monkeypatch.setattr(task_module, "prepare_layers", lambda composites: (
-        prepared_in.append((threading.current_thread().name, niceness(threading.get_native_id()))),
+        prepared_in.append((threading.current_thread().name, niceness())),
         prepare(composites),
     )[1])  # fmt: skip
     task, receiver = start_task(backend, tmp_path, notebook_jobs().iloc[:2])  # one tile, S1 and S2
@@ -88,7 +84,7 @@ def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_n
     if sys.platform.startswith("linux"):  # the run's threads yield the CPU to the UI thread (per-thread nice)
         assert len(prepared_in) == 2 and all(name.startswith("wac-download") for name, _ in prepared_in)
         assert {nice for _, nice in prepared_in} == {max(ui_nice, BACKGROUND_NICE)}
-        assert niceness(threading.get_native_id()) == ui_nice
+        assert niceness() == ui_nice
     assert not receiver.summary.cancelled  # (the task object itself is deleted by the task manager)
     assert receiver.summary.counts == {"finished": 2} and receiver.summary.downloaded == 2
 

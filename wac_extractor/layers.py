@@ -22,6 +22,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime
 
 from .core.composites import MonthComposite
+from .core.tracker import TABLE
 from .job_model import STATUS_COLOURS
 
 SENSOR_GROUPS = {1: "Sentinel-1 (VV, VH, VV/VH)", 2: "Sentinel-2 true colour"}
@@ -140,9 +141,17 @@ def to_ui_thread(layer: QgsMapLayer) -> QgsMapLayer:
     return layer
 
 
-def job_tiles_layer(tracker_path: Path, name: str = "WAC job tiles") -> QgsVectorLayer:
+JOB_TILES_NAME = "WAC job tiles"
+
+
+def job_tiles_uri(tracker_path: Path) -> str:
+    """The OGR source of a GeoPackage tracker's job table."""
+    return f"{tracker_path}|layername={TABLE}"
+
+
+def job_tiles_layer(tracker_path: Path, name: str = JOB_TILES_NAME) -> QgsVectorLayer:
     """The tracker GeoPackage itself as a layer, coloured by job status."""
-    layer = QgsVectorLayer(f"{tracker_path}|layername=jobs", name, "ogr")
+    layer = QgsVectorLayer(job_tiles_uri(tracker_path), name, "ogr")
     style_job_tiles(layer)
     return layer
 

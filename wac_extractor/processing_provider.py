@@ -38,7 +38,7 @@ from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
 from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
 from .core.tracker import GeoPackageTracker, TrackerError, create_tracker, open_tracker
 from .credentials import CredentialsError, sign_in_for
-from .layers import style_job_tiles
+from .layers import JOB_TILES_NAME, job_tiles_uri, style_job_tiles
 
 SENSOR_OPTIONS = ["Sentinel-1 monthly mosaic (VV, VH)", "Sentinel-2 L2A monthly median"]
 AUTH_OPTIONS = ["oidc", "basic", "none", "client_credentials"]  # appended: saved models keep their index
@@ -222,11 +222,13 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             f"{'Cancelled' if summary.cancelled else 'Done'} in {summary.seconds:.0f} s: {summary.counts}; "
             f"{summary.downloaded} results downloaded and checked"
         )
-        layer = f"{tracker_path}|layername=jobs" if isinstance(tracker, GeoPackageTracker) else str(tracker_path)
         if isinstance(tracker, GeoPackageTracker):  # shown when the algorithm ends, coloured as in the dock
-            details = QgsProcessingContext.LayerDetails("WAC job tiles", context.project(), "TRACKER_LAYER")
+            layer = job_tiles_uri(tracker_path)
+            details = QgsProcessingContext.LayerDetails(JOB_TILES_NAME, context.project(), "TRACKER_LAYER")
             details.setPostProcessor(StyleJobTiles.create())
             context.addLayerToLoadOnCompletion(layer, details)
+        else:
+            layer = str(tracker_path)
         return {"TRACKER_LAYER": layer, "RESULTS": str(output), self.TRACKER: str(tracker_path),
                 self.OUTPUT_FOLDER: str(output)}  # fmt: skip
 
