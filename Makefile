@@ -28,13 +28,29 @@ help:
 
 setup: apt $(VENV)/.installed $(BACKEND_VENV)/.installed
 
-# Debian's QGIS and GDAL, only what is missing (QGIS 3.22 on Debian 12).
+# Debian's QGIS and GDAL, only what is missing. On Debian 12 QGIS comes from bookworm-backports
+# (3.40 LTR, same Python 3.11 and GDAL 3.6); QGIS=stable keeps Debian 12's own 3.22.
+QGIS ?= ltr
+BACKPORTS_LIST := /etc/apt/sources.list.d/bookworm-backports.list
 apt:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@. /etc/os-release; backports=""; \
+	if [ "$(QGIS)" = ltr ] && [ "$$VERSION_CODENAME" = bookworm ]; then \
+	  backports="-t bookworm-backports"; \
+	  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then \
+	    mirror=$$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+	      | grep -v '^ *#' | grep -o 'https\?://[^ ]*/debian\b' | head -n1); \
+	    echo "deb $${mirror:-http://deb.debian.org/debian} bookworm-backports main" | $(SUDO) tee $(BACKPORTS_LIST) >/dev/null; \
+	    $(SUDO) apt-get update -q; \
+	  fi; \
+	fi; \
+	want=$$(if [ -n "$$backports" ]; then echo 3.40; fi); \
+	have=$$(dpkg-query -W -f='$${Version}' qgis 2>/dev/null); \
+	missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	case "$$have" in *"$$want"*) ;; *) [ -n "$$want" ] && missing="$(APT_PACKAGES)";; esac; \
 	if [ -n "$$missing" ]; then \
-	  echo "apt: installing $$missing"; \
-	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
-	else echo "apt: QGIS and friends already installed"; fi
+	  echo "apt: installing $$missing $$backports"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$backports $$missing; \
+	else echo "apt: QGIS $$have and friends already installed"; fi
 
 # The dev venv sees Debian's qgis and osgeo (system site packages); numpy stays 1.x.
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-nodeps.txt constraints.txt
