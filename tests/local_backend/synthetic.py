@@ -6,7 +6,11 @@ neighbouring tiles are seamless (a mosaic shows no seams) and a rerun gives iden
 - Sentinel-2 L2A: a scene every 5 days; reflectances (DN, 0..10000) mix a soil and a
   vegetation spectrum through a smooth "vegetation fraction" field that greens up in spring;
   each scene has an ``eo:cloud_cover`` and matching cloud (SCL 8/9), shadow (3) and snow (11)
-  pixels; clear pixels are SCL 4 (vegetation) or 5 (bare soil).
+  pixels; clear pixels are SCL 4 (vegetation) or 5 (bare soil). So that every branch of an
+  SCL mask shows in a result, on a 5 km pattern there are also: isolated one-pixel clouds
+  (which an erosion removes), patches snowed on every date (permanent snow) and on the first
+  scene of each month only, saturated pixels (SCL 1) on every date and scattered on single dates,
+  and a no-data strip (SCL 0, reflectances missing) on some dates.
 - Sentinel-1 global mosaics: one time step per month, VV and VH linear backscatter.
 """
 
@@ -34,6 +38,7 @@ S1_BANDS = ["VV", "VH"]
 S2_REVISIT_DAYS = 5
 S2_FIRST_DATE = dt.date(2015, 6, 28)
 S1_MOSAIC_EXTENT = (dt.date(2023, 1, 1), dt.date(2024, 12, 31))
+PATTERN_M = 5000.0  # the special SCL cases repeat every 5 km in x and y
 
 
 def _unit_hash(*parts) -> float:
@@ -79,6 +84,30 @@ def scene_cloud_cover(day: dt.date, epsg: int) -> float:
     return round(100 * _unit_hash("cloud", day.isoformat(), epsg) ** 1.5, 1)
 
 
+def _pixel_noise(x: np.ndarray, y: np.ndarray, phase: float) -> np.ndarray:
+    """A repeatable 0..1 value per pixel (of its absolute coordinates) and per date (``phase``)."""
+    return (np.sin(x * 0.12989 + y * 0.78233 + phase * 1000.0) * 43758.5453) % 1.0
+
+
+def _patch(x: np.ndarray, y: np.ndarray, centre: Tuple[float, float], radius: float) -> np.ndarray:
+    """Discs of ``radius`` metres around ``centre`` in every 5 km x 5 km cell."""
+    dx = np.mod(x, PATTERN_M) - centre[0]
+    dy = np.mod(y, PATTERN_M) - centre[1]
+    return dx * dx + dy * dy <= radius * radius
+
+
+def special_scl(x: np.ndarray, y: np.ndarray, day: dt.date) -> dict:
+    """Where the cases an SCL mask must handle are on ``day`` (boolean arrays)."""
+    phase = _unit_hash("pixels", day.isoformat())
+    return {
+        "permanent_snow": _patch(x, y, (1250.0, 1250.0), 300.0),
+        "snow_once": _patch(x, y, (3750.0, 3750.0), 300.0) & (day.day <= S2_REVISIT_DAYS),  # first scene of a month
+        "saturated": _patch(x, y, (3750.0, 1250.0), 100.0) | (_pixel_noise(x, y, phase + 0.5) < 0.0005),
+        "isolated_cloud": _pixel_noise(x, y, phase) < 0.002,
+        "no_data": (np.mod(x, PATTERN_M) < 200.0) & (_unit_hash("nodata", day.isoformat()) < 0.3),
+    }
+
+
 def sentinel2_cube(
     bbox: Tuple[float, float, float, float],
     epsg: int,
@@ -97,11 +126,15 @@ def sentinel2_cube(
         cloud = cloud_field > np.quantile(cloud_field, 1 - cover) if cover > 0 else np.zeros_like(veg, bool)
         shadow_field = 0.5 + 0.5 * np.sin((x + 600) / 3100.0 + phase) * np.cos((y + 600) / 2700.0 - phase)
         shadow = ~cloud & (shadow_field > np.quantile(shadow_field, 1 - cover * 0.3)) if cover > 0 else cloud
-        snow = (day.month in (12, 1, 2)) & (veg < 0.08)
+        special = special_scl(x, y, day)
+        snow = ((day.month in (12, 1, 2)) & (veg < 0.08)) | special["permanent_snow"] | special["snow_once"]
+        cloud = cloud | (special["isolated_cloud"] & ~shadow)
         scl = np.where(veg > 0.45, 4, 5)
         scl = np.where(snow, 11, scl)
         scl = np.where(shadow, 3, scl)
         scl = np.where(cloud, np.where(cloud_field > 0.9, 9, 8), scl)
+        scl = np.where(special["saturated"], 1, scl)
+        scl = np.where(special["no_data"], 0, scl)
         for b, band in enumerate(bands):
             if band == "SCL":
                 data[t, b] = scl
@@ -110,6 +143,8 @@ def sentinel2_cube(
             value = np.where(snow, 8500 - 2000 * S2_WAVELENGTHS[band], value)
             value = np.where(shadow, value * 0.35, value)
             value = np.where(cloud, 7000 + 1500 * cloud_field, value)
+            value = np.where(special["saturated"], 20000.0, value)
+            value = np.where(special["no_data"], np.nan, value)
             data[t, b] = np.round(value)
     return _cube(data, dates, bands, xs, ys)
 
