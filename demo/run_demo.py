@@ -46,7 +46,7 @@ def main() -> int:
     from processing.core.Processing import Processing
     from qgis.core import QgsFeature, QgsGeometry, QgsProcessingContext, QgsProcessingFeedback, QgsVectorLayer
 
-    from wac_extractor.core.composites import month_composites
+    from wac_extractor.core.composites import result_composites
     from wac_extractor.core.tracker import open_tracker
     from wac_extractor.processing_provider import WacProcessingProvider
     from wac_extractor.render import load_run, render_map, save_project
@@ -91,13 +91,13 @@ def main() -> int:
     composites = []
     for _, row in tracker.get_by_status(["finished"]).iterrows():
         for nc in sorted((OUT / "results" / row["id"]).glob("*.nc")):
-            composites += month_composites(nc, int(row["sentinel"]))
+            composites += result_composites(nc, row)
     layers = load_run("WAC demo", OUT / "jobs.gpkg", composites)
     save_project(OUT / "demo.qgz")
     render_map(layers, OUT / "map.png")
     files = sorted(p.relative_to(OUT) for p in (OUT / "results").rglob("*.nc"))
     print(f"jobs per status: {counts}; results downloaded and checked: {downloaded}")
-    print(f"files: {len(files)} NetCDF, {len(composites)} month composites")
+    print(f"files: {len(files)} NetCDF, {len(composites)} composites")
     print(f"time: {time.monotonic() - started:.0f} s; project {OUT / 'demo.qgz'}; map {OUT / 'map.png'}")
     app.exitQgis()
     return 0 if ok and set(counts) == {"finished"} else 1

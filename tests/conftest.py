@@ -49,6 +49,17 @@ class LocalBackend:
         return self.control("oidc", body)
 
 
+def notebook_jobs(recipe: str = "monthly"):
+    """The notebook's 8 jobs (2 x 2 grid, 2023-01..03, S1 and S2).
+
+    Tests about how jobs run plan the light ``monthly`` recipe; the LCFM recipe has tests of its own.
+    """
+    from wac_extractor.core.planning import PlanRequest, plan_grid
+
+    request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe=recipe)
+    return plan_grid(request, west=664000, south=5611120, crs="EPSG:32631")
+
+
 def niceness() -> int:
     """The calling thread's nice value (Linux keeps one per thread)."""
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

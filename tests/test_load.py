@@ -22,7 +22,7 @@ def fast_backend(tmp_path_factory):
 
 @pytest.mark.slow
 def test_500_jobs_with_5_percent_of_calls_failing_end_consistent_and_without_duplicates(fast_backend, tmp_path):
-    plan = plan_grid(PlanRequest("2023-01-01", "2023-02-01", [1], 85, 1), west=664000, south=5611120,
+    plan = plan_grid(PlanRequest("2023-01-01", "2023-02-01", [1], 85, 1, recipe="monthly"), west=664000, south=5611120,
                      crs="EPSG:32631", window=200, gap=0, rows=20, cols=25)  # fmt: skip
     assert len(plan) == 500
     tracker = create_tracker(tmp_path / "jobs.gpkg", plan)

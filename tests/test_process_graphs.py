@@ -6,14 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from wac_extractor.core import lcfm
+from wac_extractor.core.monthly import S2_BANDS
 from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.process_graphs import (
-    S1_COLLECTION,
-    S2_BANDS,
-    S2_COLLECTION,
-    BackendCapabilities,
-    job_cube,
-)
+from wac_extractor.core.process_graphs import BackendCapabilities, expected_result, job_cube
+from wac_extractor.core.sentinel import S1_COLLECTION, S2_COLLECTION
 
 # Backend-specific processes that are not in the official set (CDSE lists this one).
 BACKEND_PROCESSES = {"to_scl_dilation_mask"}
@@ -30,11 +27,21 @@ def process_specs():
     return specs
 
 
-@pytest.fixture(scope="module")
-def rows():
-    request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3)
+def notebook_rows(recipe: str):
+    """The notebook's first row per sensor (its grid, 2023-01..03), planned with ``recipe``."""
+    request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe=recipe)
     table = plan_grid(request, west=664000, south=5611120, crs="EPSG:32631")
     return {sentinel: table[table["sentinel"] == sentinel].iloc[0] for sentinel in (1, 2)}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return notebook_rows("monthly")
+
+
+@pytest.fixture(scope="module")
+def lcfm_rows():
+    return notebook_rows("lcfm")
 
 
 def walk_nodes(flat_graph):
@@ -136,3 +143,109 @@ def test_rows_from_a_csv_tracker_decode(rows):
     row["spatial_extent"] = json.dumps(row["spatial_extent"])
     row["temporal_extent"] = str(list(row["temporal_extent"]))  # python repr, as pandas writes it
     assert job_cube(row).flat_graph() == job_cube(rows[2]).flat_graph()
+
+
+NOTEBOOK_EXTENT = {"west": 664000, "south": 5611120, "east": 674000, "north": 5621120, "crs": 32631}
+
+
+def cloud_limit(load):
+    (lte,) = nodes_by_id(load["arguments"]["properties"]["eo:cloud_cover"]["process_graph"], "lte")
+    return lte["arguments"]
+
+
+def test_the_default_recipe_is_lcfm_and_is_stored_in_each_row():
+    table = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3), 664000, 5611120, "EPSG:32631")
+    assert set(table["recipe"]) == {"lcfm"}
+    with pytest.raises(ValueError, match="recipe: 'weekly' is not a known recipe; use one of lcfm, monthly"):
+        PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe="weekly")
+
+
+def test_a_notebook_row_without_recipe_builds_the_lcfm_graph(lcfm_rows):
+    row = lcfm_rows[2].drop(labels=["recipe"])
+    assert job_cube(row).flat_graph() == job_cube(lcfm_rows[2]).flat_graph()
+    assert job_cube(row).flat_graph() != job_cube(notebook_rows("monthly")[2]).flat_graph()
+
+
+def test_lcfm_sentinel2_graph(lcfm_rows, process_specs):
+    graph = job_cube(lcfm_rows[2]).flat_graph()
+    assert_valid(graph, process_specs)
+    # Two load_collections, the six bands and SCL, each with the row's cloud filter.
+    loads = nodes_by_id(graph, "load_collection")
+    assert sorted(tuple(n["arguments"]["bands"]) for n in loads) == [
+        ("B02", "B03", "B04", "B08", "B11", "B12"),
+        ("SCL",),
+    ]
+    for load in loads:
+        assert load["arguments"]["id"] == S2_COLLECTION
+        assert load["arguments"]["spatial_extent"] == NOTEBOOK_EXTENT
+        assert load["arguments"]["temporal_extent"] == ["2023-01-01", "2023-04-01"]
+        assert cloud_limit(load) == {"x": {"from_parameter": "value"}, "y": 85.0}
+    # SCL flags: clouds (3, 8, 9, 10), saturated 1, dark 2, snow 11, water 6, vegetation 4, not vegetated 5;
+    # observed != 0. The other eq 0 is the erosion: no clear pixel in the disc.
+    assert sorted(n["arguments"]["y"] for n in nodes_by_id(graph, "eq")) == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]
+    assert [n["arguments"]["y"] for n in nodes_by_id(graph, "neq")] == [0]
+    assert len(nodes_by_id(graph, "any")) == 1
+    # Disc kernels: radius 3 (cloud erosion, snow dilation; 7 x 7, 29 cells) and 13 (cloud dilation; 27 x 27, 529).
+    kernels = [n["arguments"]["kernel"] for n in nodes_by_id(graph, "apply_kernel")]
+    shapes = sorted((len(k), len(k[0]), sum(map(sum, k))) for k in kernels)
+    assert shapes == [(7, 7, 29), (7, 7, 29), (27, 27, 529)]
+    for kernel in kernels:
+        radius = len(kernel) // 2
+        assert all(
+            kernel[y][x] == (1 if (x - radius) ** 2 + (y - radius) ** 2 <= radius**2 else 0)
+            for y in range(len(kernel))
+            for x in range(len(kernel))
+        )
+    # Permanent snow above 90 % and the "mostly invalid" rule above 90 %.
+    assert sorted(n["arguments"]["y"] for n in nodes_by_id(graph, "gt")) == [0, 0, 0.9, 0.9]
+    assert len(nodes_by_id(graph, "mask")) == 1
+    # NDVI appended after the six bands, rescaled [-1, 1] -> [-10000, 10000].
+    (modify,) = nodes_by_id(graph, "array_modify")
+    assert modify["arguments"]["index"] == 6
+    ranges = [
+        [n["arguments"][k] for k in ("inputMin", "inputMax", "outputMin", "outputMax")]
+        for n in nodes_by_id(graph, "linear_scale_range")
+    ]
+    assert sorted(ranges) == [[-32766, 32766, -32766, 32766], [-1, 1, -10000, 10000]]
+    # Dekad medians interpolated, then percentiles; monthly medians as bands.
+    periods = sorted(n["arguments"]["period"] for n in nodes_by_id(graph, "aggregate_temporal_period"))
+    assert periods == ["dekad", "month"]
+    (quantiles,) = nodes_by_id(graph, "quantiles")
+    assert quantiles["arguments"]["probabilities"] == [0.1, 0.25, 0.5, 0.75, 0.9]
+    assert len(nodes_by_id(graph, "array_interpolate_linear")) == 1
+    over_time = [n["arguments"] for n in nodes_by_id(graph, "apply_dimension") if n["arguments"]["dimension"] == "t"]
+    assert sorted(a.get("target_dimension") or "t" for a in over_time) == ["bands", "bands", "t"]
+    # Band names: 35 percentiles + 7 x 3 months, merged in that order.
+    targets = [n["arguments"]["target"] for n in nodes_by_id(graph, "rename_labels")]
+    percentiles = [f"{b}_{p}" for b in lcfm.S2_BANDS for p in ("P10", "P25", "P50", "P75", "P90")]
+    months = [f"{b}_M{k}" for b in lcfm.S2_BANDS for k in (1, 2, 3)]
+    assert percentiles in targets and months in targets
+    assert list(expected_result(lcfm_rows[2]).variables) == percentiles + months
+    assert len(percentiles + months) == 56
+    assert len([n for n in nodes_by_id(graph, "merge_cubes") if "overlap_resolver" not in n["arguments"]]) == 1
+    (save,) = nodes_by_id(graph, "save_result")
+    assert save["arguments"]["format"] == "netCDF"
+
+
+def test_lcfm_sentinel1_graph(lcfm_rows, process_specs):
+    graph = job_cube(lcfm_rows[1]).flat_graph()
+    assert_valid(graph, process_specs)
+    (load,) = nodes_by_id(graph, "load_collection")
+    assert load["arguments"]["id"] == S1_COLLECTION
+    assert load["arguments"]["bands"] == ["VV", "VH"]
+    assert "properties" not in load["arguments"]
+    # VH / VV (linear power ratio) appended over bands: array elements 1 and 0.
+    (append,) = nodes_by_id(graph, "array_append")
+    (divide,) = nodes_by_id(graph, "divide")
+    elements = {n["arguments"]["index"] for n in nodes_by_id(graph, "array_element")}
+    assert elements == {0, 1} and set(divide["arguments"]) == {"x", "y"}
+    assert not nodes_by_id(graph, "log")  # not dB
+    (quantiles,) = nodes_by_id(graph, "quantiles")
+    assert quantiles["arguments"]["probabilities"] == [0.1, 0.25, 0.5, 0.75, 0.9]
+    over_time = [n["arguments"] for n in nodes_by_id(graph, "apply_dimension") if n["arguments"]["dimension"] == "t"]
+    assert [a["target_dimension"] for a in over_time] == ["bands"]
+    targets = [n["arguments"]["target"] for n in nodes_by_id(graph, "rename_labels")]
+    names = [f"{b}_{p}" for b in ("VV", "VH", "VH_VV") for p in ("P10", "P25", "P50", "P75", "P90")]
+    assert targets == [["VV", "VH", "VH_VV"], names]
+    assert list(expected_result(lcfm_rows[1]).variables) == names
+    assert not expected_result(lcfm_rows[1]).has_time

@@ -17,22 +17,16 @@ import pandas as pd
 import pytest
 from osgeo import gdal, osr
 
-from wac_extractor.core.planning import PlanRequest, plan_grid
 from wac_extractor.core.priority import call_in_background_thread
 from wac_extractor.core.process_graphs import job_cube
 from wac_extractor.core.runner import BackendSpec, ExtractionRunner
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import CsvTracker, create_tracker, open_tracker
 
-from .conftest import REPO, running_backend
+from .conftest import REPO, notebook_jobs, running_backend
 
 gdal.UseExceptions()
 S2_VARIABLES = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-
-
-def notebook_jobs() -> pd.DataFrame:
-    request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3)
-    return plan_grid(request, west=664000, south=5611120, crs="EPSG:32631")
 
 
 def make_runner(tracker, output, url, parallel=2, **kwargs) -> ExtractionRunner:

@@ -122,7 +122,7 @@ def test_check_backend_reports_what_the_jobs_need(backend):
 
 
 def small_plan():
-    return plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3), west=664000, south=5611120,
+    return plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe="monthly"), west=664000, south=5611120,
                      crs="EPSG:32631", rows=1, cols=2)  # fmt: skip
 
 
@@ -187,7 +187,7 @@ def test_one_run_on_two_backends_each_with_its_own_sign_in_and_parallel_jobs(bac
     oidc = BackendLogin(backend.url, SignIn("oidc", device_ui=Approver(backend).ui()))
     service = BackendLogin(other_url, SignIn("client_credentials", "wac-service", "service-secret"))
     specs = [(BackendSpec(backend.url, parallel_jobs=1), oidc), (BackendSpec(other_url, parallel_jobs=3), service)]
-    plan = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3), west=664000, south=5611120,
+    plan = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe="monthly"), west=664000, south=5611120,
                      crs="EPSG:32631")  # fmt: skip
     tracker = create_tracker(tmp_path / "jobs.gpkg", plan)
     summary = ExtractionRunner(tracker, tmp_path / "out", specs, poll_interval=0.3).run()

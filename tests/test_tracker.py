@@ -15,7 +15,9 @@ from wac_extractor.core.tracker import CsvTracker, GeoPackageTracker, TrackerErr
 
 @pytest.fixture
 def jobs():
-    return plan_grid(PlanRequest("2023-01-01", "2023-07-01", [1, 2], 85, 3), 664000, 5611120, "EPSG:32631")
+    return plan_grid(
+        PlanRequest("2023-01-01", "2023-07-01", [1, 2], 85, 3, recipe="monthly"), 664000, 5611120, "EPSG:32631"
+    )
 
 
 @pytest.mark.parametrize("name", ["jobs.gpkg", "jobs.csv"])

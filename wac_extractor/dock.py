@@ -26,6 +26,7 @@ from qgis.PyQt.QtGui import QColor, QFont, QFontMetrics
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QDateEdit,
     QDialog,
     QDialogButtonBox,
@@ -51,6 +52,7 @@ from qgis.PyQt.QtWidgets import (
 from .backend_panel import BackendPanel
 from .core.planning import PlanRequest, plan_aois, summarize
 from .core.process_graphs import COLLECTIONS
+from .core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
 from .core.runner import check_writable
 from .core.tiling import area_km2
 from .core.tracker import TrackerError, open_tracker
@@ -91,6 +93,7 @@ class WacDock(QgsDockWidget):
             self.start_date.dateChanged,
             self.end_date.dateChanged,
             self.window_months.valueChanged,
+            self.recipe.currentIndexChanged,
             self.s1.toggled,
             self.s2.toggled,
             self.cloud.valueChanged,
@@ -134,12 +137,18 @@ class WacDock(QgsDockWidget):
         time_box, time_form = _section("Time and sensors")
         self.start_date = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
         self.end_date = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
-        self.window_months = QSpinBox(minimum=1, maximum=24, toolTip="Months per job; composites are monthly")
+        self.window_months = QSpinBox(minimum=1, maximum=24, toolTip="Months per job (the time window of a job)")
         time_form.addRow("Start", self.start_date)
         time_form.addRow("End (exclusive)", self.end_date)
         time_form.addRow("Months per job", self.window_months)
-        self.s1 = QCheckBox("Sentinel-1 monthly mosaic (VV, VH)")
-        self.s2 = QCheckBox("Sentinel-2 L2A monthly median")
+        self.recipe = QComboBox(toolTip="What each job computes")
+        for name, label in RECIPE_LABELS.items():
+            self.recipe.addItem(label, name)
+            self.recipe.setItemData(self.recipe.count() - 1, RECIPES[name], Qt.ToolTipRole)
+        self.recipe.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        time_form.addRow("Recipe", self.recipe)
+        self.s1 = QCheckBox("Sentinel-1 (VV, VH mosaics)")
+        self.s2 = QCheckBox("Sentinel-2 L2A")
         time_form.addRow(self.s1)
         time_form.addRow(self.s2)
         cloud_row = QHBoxLayout()
@@ -236,6 +245,7 @@ class WacDock(QgsDockWidget):
         self.start_date.setDate(QDate.fromString(s.value(SETTINGS + "start", "2023-01-01"), "yyyy-MM-dd"))
         self.end_date.setDate(QDate.fromString(s.value(SETTINGS + "end", "2023-04-01"), "yyyy-MM-dd"))
         self.window_months.setValue(int(s.value(SETTINGS + "window_months", 3)))
+        self.recipe.setCurrentIndex(max(0, self.recipe.findData(s.value(SETTINGS + "recipe", DEFAULT_RECIPE))))
         self.s1.setChecked(s.value(SETTINGS + "s1", True, type=bool))
         self.s2.setChecked(s.value(SETTINGS + "s2", True, type=bool))
         self.cloud.setValue(int(s.value(SETTINGS + "cloud", 85)))
@@ -252,6 +262,7 @@ class WacDock(QgsDockWidget):
         s.setValue(SETTINGS + "end", self.end_date.date().toString("yyyy-MM-dd"))
         values = {
             "window_months": self.window_months.value(),
+            "recipe": self.recipe.currentData(),
             "s1": self.s1.isChecked(),
             "s2": self.s2.isChecked(),
             "cloud": self.cloud.value(),
@@ -316,7 +327,8 @@ class WacDock(QgsDockWidget):
     def request(self) -> PlanRequest:
         sensors = [n for n, box in ((1, self.s1), (2, self.s2)) if box.isChecked()]
         return PlanRequest(self.start_date.date().toString("yyyy-MM-dd"), self.end_date.date().toString("yyyy-MM-dd"),
-                           sensors, self.cloud.value(), self.window_months.value())  # fmt: skip
+                           sensors, self.cloud.value(), self.window_months.value(),
+                           recipe=self.recipe.currentData())  # fmt: skip
 
     def update_preview(self) -> None:
         if self.task is not None:  # the running plan is fixed; the preview is for the next run
@@ -351,6 +363,7 @@ class WacDock(QgsDockWidget):
             "start_date": self.start_date,
             "end_date": self.end_date,
             "window_months": self.window_months,
+            "recipe": self.recipe,
             "max_cloud_cover": self.cloud,
             "sensors": self.s2,
             "tile_size": self.tile_km,

@@ -7,6 +7,7 @@ from typing import Iterable, List, Optional, Set, Tuple, Union
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
+    QgsColorRampShader,
     QgsContrastEnhancement,
     QgsDateTimeRange,
     QgsFillSymbol,
@@ -16,18 +17,29 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsRasterLayerTemporalProperties,
+    QgsRasterShader,
     QgsRendererCategory,
+    QgsSingleBandPseudoColorRenderer,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime
+from qgis.PyQt.QtGui import QColor
 
-from .core.composites import MonthComposite
+from .core.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, MonthComposite
 from .core.tracker import TABLE
 from .job_model import STATUS_COLOURS
 
-SENSOR_GROUPS = {1: "Sentinel-1 (VV, VH, VV/VH)", 2: "Sentinel-2 true colour"}
-# Display ranges: S2 reflectance DN 0..2500 (a bright-enough true colour), S1 backscatter in dB.
-STRETCH = {2: [(0, 2500)] * 3, 1: [(-20, 0), (-28, -8), (0, 15)]}
+SENSOR_GROUPS = {1: "Sentinel-1", 2: "Sentinel-2"}
+# Display ranges: S2 reflectance DN 0..2500 (a bright-enough true colour), S1 backscatter in dB
+# (VV, VH, and the ratio: VV-VH for monthly composites, VH/VV for LCFM P50, which is negative).
+STRETCH = {
+    TRUE_COLOUR: [(0, 2500)] * 3,
+    TRUE_COLOUR_P50: [(0, 2500)] * 3,
+    S1_DB: [(-20, 0), (-28, -8), (0, 15)],
+    S1_P50_DB: [(-20, 0), (-28, -8), (-12, -4)],
+}
+# NDVI x 10000 (the LCFM scale): bare soil brown, sparse vegetation yellow, dense vegetation dark green.
+NDVI_RAMP = [(-2000, "#8c510a"), (2000, "#dfc27d"), (4000, "#d9ef8b"), (6000, "#66bd63"), (9000, "#00441b")]
 
 
 def _stretch(renderer: QgsMultiBandColorRenderer, layer: QgsRasterLayer, ranges) -> None:
@@ -43,10 +55,20 @@ def _stretch(renderer: QgsMultiBandColorRenderer, layer: QgsRasterLayer, ranges)
         setter(enhancement)
 
 
-def style_composite(layer: QgsRasterLayer, sentinel: int) -> None:
-    """Three-band colour renderer with a fixed stretch; NaN/NoData stays transparent."""
+def style_composite(layer: QgsRasterLayer, composite: MonthComposite) -> None:
+    """Three-band colour with a fixed stretch, or NDVI on a green ramp; NaN/NoData stays transparent."""
+    if composite.kind == NDVI_P50:
+        ramp = QgsColorRampShader(NDVI_RAMP[0][0], NDVI_RAMP[-1][0])
+        ramp.setColorRampType(QgsColorRampShader.Interpolated)
+        ramp.setColorRampItemList(
+            [QgsColorRampShader.ColorRampItem(v, QColor(c), f"{v / 10000:g}") for v, c in NDVI_RAMP]
+        )
+        shader = QgsRasterShader()
+        shader.setRasterShaderFunction(ramp)
+        layer.setRenderer(QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader))
+        return
     renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
-    _stretch(renderer, layer, STRETCH[int(sentinel)])
+    _stretch(renderer, layer, STRETCH[composite.kind])
     layer.setRenderer(renderer)
 
 
@@ -64,7 +86,7 @@ def composite_layer(composite: MonthComposite, name: str) -> QgsRasterLayer:
     layer = QgsRasterLayer(str(composite.path), name, "gdal")
     if not layer.isValid():
         raise ValueError(f"{composite.path} does not open as a raster layer.")
-    style_composite(layer, composite.sentinel)
+    style_composite(layer, composite)
     set_month(layer, composite)
     return layer
 
@@ -109,11 +131,11 @@ class ResultLoader:
         for item in composites:
             composite, layer = item if isinstance(item, tuple) else (item, None)
             kind = "S2" if composite.sentinel == 2 else "S1"
-            name = f"{kind} {composite.month} {tile_label}".strip()
+            name = f"{kind} {composite.period} {composite.label} {tile_label}".strip()
             if mosaic:
                 group = _child_group(_child_group(self.run_group(), "Mosaics"), SENSOR_GROUPS[composite.sentinel])
             else:
-                group = self.month_group(composite.sentinel, composite.month)
+                group = self.month_group(composite.sentinel, composite.period)
             loaded = self._loaded_sources()
             if composite.path in loaded:
                 continue  # already loaded (resumed run)

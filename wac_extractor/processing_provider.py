@@ -34,6 +34,7 @@ from .core.connect import CDSE_URL
 from .core.heap import heap_frozen
 from .core.planning import PlanRequest, plan_aois, plan_features, summarize
 from .core.priority import call_in_background_thread
+from .core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
 from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
 from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
 from .core.tracker import GeoPackageTracker, TrackerError, create_tracker, open_tracker
@@ -52,6 +53,7 @@ def _icon() -> QIcon:
 
 class ExtractAlgorithm(QgsProcessingAlgorithm):
     AOI, START, END, WINDOW, SENSORS, CLOUD = "AOI", "START", "END", "WINDOW_MONTHS", "SENSORS", "MAX_CLOUD_COVER"
+    RECIPE = "RECIPE"
     TILE, PER_FEATURE, BACKEND, PARALLEL = "TILE_SIZE", "ONE_JOB_PER_FEATURE", "BACKEND", "PARALLEL_JOBS"
     AUTH, USERNAME, AUTHCFG, POLL = "AUTH", "USERNAME", "AUTHCFG", "POLL_SECONDS"
     MAX_QUEUED = "MAX_QUEUED_HOURS"
@@ -61,7 +63,7 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         return "extract"
 
     def displayName(self):
-        return "Extract Sentinel-1/2 monthly composites"
+        return "Extract Sentinel-1/2 features (LCFM) or monthly composites"
 
     def group(self):
         return ""
@@ -72,7 +74,9 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):
         return (
             "Tiles the AOI polygons on the UTM grid (or uses each feature as one job extent), runs one openEO "
-            "batch job per tile, time window and sensor with openEO's MultiBackendJobManager, and downloads "
+            "batch job per tile, time window and sensor (recipe 'LCFM features': the LCFM project's Sentinel-1 "
+            "percentiles and masked Sentinel-2 percentiles and monthly medians; 'Monthly composites': quick looks) "
+            "with openEO's MultiBackendJobManager, and downloads "
             "and checks the NetCDF results into the output folder. The tracker (GeoPackage or CSV) remembers "
             "every job: running the algorithm again with the same tracker resumes without creating jobs twice. "
             "OpenID Connect uses the sign-in stored by the WAC Extractor dock (or 'python -m wac_extractor login'). "
@@ -96,6 +100,10 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterDateTime(self.END, "End date (exclusive)", date, "2023-04-01"))
         integer, double = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
         self.addParameter(QgsProcessingParameterNumber(self.WINDOW, "Months per job", integer, 3, False, 1, 24))
+        recipes = [RECIPE_LABELS[name] for name in RECIPES]
+        self.addParameter(
+            QgsProcessingParameterEnum(self.RECIPE, "Recipe", recipes, defaultValue=list(RECIPES).index(DEFAULT_RECIPE))
+        )
         self.addParameter(
             QgsProcessingParameterEnum(self.SENSORS, "Sensors", SENSOR_OPTIONS, allowMultiple=True, defaultValue=[0, 1])
         )
@@ -177,6 +185,7 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
                     sensors,
                     self.parameterAsDouble(parameters, self.CLOUD, context),
                     self.parameterAsInt(parameters, self.WINDOW, context),
+                    recipe=list(RECIPES)[self.parameterAsEnum(parameters, self.RECIPE, context)],
                 )
                 if self.parameterAsBool(parameters, self.PER_FEATURE, context):
                     table = plan_features(request, aois)

@@ -12,7 +12,7 @@ from osgeo import gdal, ogr, osr  # noqa: F401  (see below)
 from qgis.core import Qgis, QgsMessageLog, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .core.composites import MonthComposite, month_composites, mosaic
+from .core.composites import MonthComposite, mosaic, result_composites
 from .core.heap import heap_frozen
 from .core.priority import call_in_background_thread
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
@@ -99,11 +99,11 @@ class ExtractionTask(QgsTask):
         for relative in json.loads(row.get("result_files") or "[]"):
             path = self.runner.output_dir / relative
             if path.suffix == ".nc" and path.exists():
-                composites.extend(month_composites(path, int(row["sentinel"])))
+                composites.extend(result_composites(path, row))
         return composites
 
     def _mosaics(self) -> List[MonthComposite]:
-        """One VRT per sensor, month and UTM zone over all finished tiles."""
+        """One VRT per sensor, period, style and UTM zone over all finished tiles."""
         finished = self.runner.tracker.get_by_status(["finished"])
         groups = {}
         if "result_status" in finished.columns:
@@ -111,14 +111,15 @@ class ExtractionTask(QgsTask):
         for _, row in finished.iterrows():
             epsg = str(row.get("tile_id") or "").split("_")[0]
             for composite in self._row_composites(row):
-                groups.setdefault((composite.sentinel, composite.month, epsg), []).append(composite)
+                key = (composite.sentinel, composite.month, composite.kind, composite.months, epsg)
+                groups.setdefault(key, []).append(composite)
         folder = self.runner.output_dir / "mosaics"
         folder.mkdir(parents=True, exist_ok=True)
         mosaics = []
-        for (sentinel, month, epsg), parts in sorted(groups.items()):
-            path = folder / f"S{sentinel}_{month}_{epsg}.vrt"
+        for (sentinel, month, kind, months, epsg), parts in sorted(groups.items()):
+            path = folder / f"S{sentinel}_{kind}_{month}_{months}m_{epsg}.vrt"
             mosaic(parts, path)
-            mosaics.append(MonthComposite(sentinel, month, path, path, 0))
+            mosaics.append(MonthComposite(sentinel, month, path, path, 0, kind, months))
         return mosaics
 
     def run(self) -> bool:

@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .connect import CDSE_URL, check_backend
 from .planning import PlanRequest, plan_aois, plan_grid, summarize
+from .recipes import DEFAULT_RECIPE, RECIPES
 from .runner import BackendSpec, ExtractionRunner, JobEvent, RunProgress, iter_failed
 from .signin import (
     SIGN_IN_METHODS,
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--window-months", type=int, default=3, help="months per job (default 3)")
     when.add_argument("--sensors", default="s1,s2", help="s1, s2 or s1,s2 (default)")
     when.add_argument("--max-cloud-cover", type=float, default=85, help="Sentinel-2 scene cloud limit in %%")
+    when.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        default=DEFAULT_RECIPE,
+        help="what each job computes: lcfm (LCFM features, default) or monthly (composites for quick looks)",
+    )
     when.add_argument("--max-jobs", type=int, default=5_000, help="refuse plans with more jobs (default 5000)")
     plan.add_argument("--out", type=Path, required=True, help="tracker to write: .gpkg or .csv")
 
@@ -145,6 +152,7 @@ def command_plan(args) -> int:
         max_cloud_cover=args.max_cloud_cover,
         window_months=args.window_months,
         max_jobs=args.max_jobs,
+        recipe=args.recipe,
     )
     if args.aoi:
         table = plan_aois(request, read_aoi_file(args.aoi), tile_size=args.tile_size)

@@ -1,10 +1,13 @@
-"""Per-month composite rasters (GDAL VRTs) from a result NetCDF, ready to style in QGIS.
+"""Composite rasters (GDAL VRTs) from a result NetCDF, ready to style in QGIS.
 
 A multi-variable NetCDF opens in QGIS only per variable (``NETCDF:"file":B04``), with one band per
-time step. For each month we build a small VRT next to the result:
+time step. We build small VRTs next to the result:
 
-- Sentinel-2 true colour: B04, B03, B02 of that month as bands 1-3;
-- Sentinel-1: VV, VH (dB) and VV-VH (the VV/VH ratio in dB, a GDAL ``diff`` pixel function).
+- ``monthly`` recipe, per month: Sentinel-2 true colour (B04, B03, B02 of that month);
+  Sentinel-1 VV, VH (dB) and VV-VH (the VV/VH ratio in dB, a GDAL ``diff`` pixel function).
+- ``lcfm`` recipe: Sentinel-2 true colour per month from the ``_Mk`` bands, and for the job's
+  whole window true colour from the P50 bands and NDVI P50; Sentinel-1 VV, VH and VH/VV P50,
+  converted to dB by GDAL's ``dB`` pixel function (the files hold linear power).
 
 Building VRTs is plain GDAL (no Qt), so it runs in the background task; QGIS then only opens them.
 Also builds the per-sensor, per-month mosaic across tiles (one seamless layer for a 100-tile run).
@@ -23,15 +26,38 @@ S2_TRUE_COLOUR = ("B04", "B03", "B02")
 S1_BANDS = ("VV", "VH")
 
 
+# Styles: how a composite is drawn (layers.py) and named.
+TRUE_COLOUR, TRUE_COLOUR_P50, NDVI_P50, S1_DB, S1_P50_DB = (
+    "true_colour",
+    "true_colour_p50",
+    "ndvi_p50",
+    "vv_vh",
+    "s1_p50",
+)
+STYLE_LABELS = {
+    TRUE_COLOUR: "true colour",
+    TRUE_COLOUR_P50: "true colour P50",
+    NDVI_P50: "NDVI P50",
+    S1_DB: "VV, VH, VV/VH dB",
+    S1_P50_DB: "VV, VH, VH/VV P50 dB",
+}
+
+
 @dataclass(frozen=True)
 class MonthComposite:
-    """One month of one result file, as a VRT."""
+    """One month (or a job's whole window of ``months``) of one result file, as a VRT."""
 
     sentinel: int
-    month: str  # YYYY-MM
+    month: str  # YYYY-MM, the first month of the period
     path: Path
     source: Path
-    band_index: int  # 1-based time step in the NetCDF
+    band_index: int  # 1-based time step in the NetCDF (1 for results without time)
+    style: str = ""  # "" = the sensor's monthly colour composite
+    months: int = 1
+
+    @property
+    def kind(self) -> str:
+        return self.style or (TRUE_COLOUR if int(self.sentinel) == 2 else S1_DB)
 
     @property
     def start(self) -> dt.date:
@@ -40,7 +66,20 @@ class MonthComposite:
     @property
     def end(self) -> dt.date:
         start = self.start
-        return dt.date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        index = start.month - 1 + self.months
+        return dt.date(start.year + index // 12, index % 12 + 1, 1)
+
+    @property
+    def period(self) -> str:
+        """The group and layer label: the month, or the window's first..last month."""
+        if self.months == 1:
+            return self.month
+        last = dt.date(self.end.year - (self.end.month == 1), (self.end.month - 2) % 12 + 1, 1)
+        return f"{self.month}..{last:%Y-%m}"
+
+    @property
+    def label(self) -> str:
+        return STYLE_LABELS[self.kind]
 
 
 def _gdal():
@@ -93,9 +132,9 @@ def _vrt_xml(path: Path, variable: str, bands: Sequence[str]) -> str:
     return header + "".join(bands) + "</VRTDataset>"
 
 
-def _band_xml(number: int, description: str, sources: str, derived: Optional[str] = None) -> str:
+def _band_xml(number: int, description: str, sources: str, derived: Optional[str] = None, arguments: str = "") -> str:
     kind = ' subClass="VRTDerivedRasterBand"' if derived else ""
-    function = f"<PixelFunctionType>{derived}</PixelFunctionType>" if derived else ""
+    function = f"<PixelFunctionType>{derived}</PixelFunctionType>{arguments}" if derived else ""
     return (
         f'<VRTRasterBand dataType="Float32" band="{number}"{kind}><Description>{escape(description)}</Description>'
         f"<NoDataValue>nan</NoDataValue>{function}{sources}</VRTRasterBand>"
@@ -121,6 +160,65 @@ def month_composites(result: Path, sentinel: int, out_dir: Optional[Path] = None
     return composites
 
 
+def _write(result: Path, path: Path, bands: List[str]) -> Path:
+    path.write_text(_vrt_xml(result, _first_variable(bands), bands))
+    return path
+
+
+def _first_variable(bands: List[str]) -> str:
+    return re.search(r"NETCDF:&quot;.*&quot;:([^<]+)</SourceFilename>", bands[0]).group(1)
+
+
+def _db_band(number: int, result: Path, variable: str) -> str:
+    """A band in dB of a linear power variable (GDAL's ``dB`` pixel function, 10 * log10)."""
+    return _band_xml(
+        number, f"{variable} (dB)", _source_xml(result, variable, 1), "dB", '<PixelFunctionArguments fact="10"/>'
+    )
+
+
+def lcfm_composites(
+    result: Path, sentinel: int, temporal_extent: Sequence[str], out_dir: Optional[Path] = None
+) -> List[MonthComposite]:
+    """VRTs of an ``lcfm`` result: S2 true colour per month and P50 true colour and NDVI for the window;
+    S1 VV/VH/VH_VV P50 in dB for the window."""
+    from .timewindows import months_in
+
+    out_dir = out_dir or result.parent
+    months = months_in(tuple(temporal_extent))
+    first, count = months[0], len(months)
+
+    def rgb(variables: Sequence[str]) -> List[str]:
+        return [_band_xml(i + 1, v, _source_xml(result, v, 1)) for i, v in enumerate(variables)]
+
+    if int(sentinel) == 1:
+        bands = [_db_band(i + 1, result, f"{band}_P50") for i, band in enumerate(("VV", "VH", "VH_VV"))]
+        path = _write(result, out_dir / f"S1_P50_dB_{first}_{count}m.vrt", "VV_P50", bands)
+        return [MonthComposite(1, first, path, result, 1, S1_P50_DB, count)]
+    composites = []
+    for k, month in enumerate(months, start=1):
+        path = _write(
+            result, out_dir / f"S2_true_colour_{month}.vrt", f"B04_M{k}", rgb([f"{b}_M{k}" for b in S2_TRUE_COLOUR])
+        )
+        composites.append(MonthComposite(2, month, path, result, 1, TRUE_COLOUR))
+    path = _write(
+        result, out_dir / f"S2_true_colour_P50_{first}_{count}m.vrt", rgb([f"{b}_P50" for b in S2_TRUE_COLOUR])
+    )
+    composites.append(MonthComposite(2, first, path, result, 1, TRUE_COLOUR_P50, count))
+    path = _write(result, out_dir / f"S2_NDVI_P50_{first}_{count}m.vrt", "NDVI_P50", rgb(["NDVI_P50"]))
+    composites.append(MonthComposite(2, first, path, result, 1, NDVI_P50, count))
+    return composites
+
+
+def result_composites(result: Path, row) -> List[MonthComposite]:
+    """The composites of a job's result, by the row's recipe."""
+    from .process_graphs import decode_cell
+    from .recipes import row_recipe
+
+    if row_recipe(row) == "lcfm":
+        return lcfm_composites(result, int(row["sentinel"]), decode_cell(row["temporal_extent"]))
+    return month_composites(result, int(row["sentinel"]))
+
+
 def mosaic(composites: Iterable[MonthComposite], path: Path) -> Path:
     """One VRT mosaic of same-sensor, same-month composites of several tiles (same UTM zone)."""
     gdal = _gdal()
@@ -130,7 +228,10 @@ def mosaic(composites: Iterable[MonthComposite], path: Path) -> Path:
 
 
 def group_by_month(composites: Iterable[MonthComposite]) -> Dict[tuple, List[MonthComposite]]:
+    """Composites that mosaic together: same sensor, period and style."""
     grouped: Dict[tuple, List[MonthComposite]] = {}
     for composite in composites:
-        grouped.setdefault((composite.sentinel, composite.month), []).append(composite)
+        grouped.setdefault((composite.sentinel, composite.month, composite.kind, composite.months), []).append(
+            composite
+        )
     return grouped

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import openeo
 
 from .process_graphs import COLLECTIONS, RESULT_FORMAT, backend_capabilities, required_processes
+from .recipes import RECIPES
 
 _log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def check_backend(connection: openeo.Connection, user: str = "") -> BackendRepor
     report.missing_collections = [c for c in COLLECTIONS.values() if c not in listed]
     capabilities = backend_capabilities(connection, present)
     report.collections = dict(capabilities.temporal_extents)
-    needed = sorted({p for sentinel in COLLECTIONS for p in required_processes(sentinel)})
+    needed = sorted({p for recipe in RECIPES for sentinel in COLLECTIONS for p in required_processes(sentinel, recipe)})
     report.missing_processes = [p for p in needed if p not in capabilities.processes]
     formats = connection.list_output_formats()
     report.netcdf = any(name.lower() == RESULT_FORMAT.lower() for name in formats)

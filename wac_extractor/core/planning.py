@@ -2,7 +2,8 @@
 
 The columns follow the notebook this project comes from (``spatial_extent``,
 ``temporal_extent``, ``max_cloud_cover``, ``sentinel``) so that a notebook's ``start_job``
-and this plugin's can read the same table; ``geometry`` (job footprint as WKT in EPSG:4326)
+and this plugin's can read the same table; ``recipe`` says what the job computes (a resumed
+run builds the same graph; a notebook table without it means ``lcfm``); ``geometry`` (job footprint as WKT in EPSG:4326)
 lets QGIS draw the jobs, and ``title`` names them for humans and backends.
 """
 
@@ -15,6 +16,7 @@ from typing import Iterable, List, Sequence, Tuple
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
+from .recipes import DEFAULT_RECIPE, check_recipe
 from .tiling import CrsLike, Tile, TooManyJobsError, feature_tiles, grid_tiles, tile_aois
 from .timewindows import month_windows, months_in, parse_date
 
@@ -31,6 +33,7 @@ PLAN_COLUMNS = [
     "spatial_extent",
     "temporal_extent",
     "max_cloud_cover",
+    "recipe",
     "geometry",
 ]
 
@@ -68,10 +71,12 @@ class PlanRequest:
     max_cloud_cover: float = 85
     window_months: int = 3
     max_jobs: int = DEFAULT_MAX_JOBS
+    recipe: str = DEFAULT_RECIPE
     windows: List[Tuple[str, str]] = field(init=False)
 
     def __post_init__(self):
         self.sensors = parse_sensors(self.sensors)
+        self.recipe = check_recipe(self.recipe)
         self.max_cloud_cover = check_cloud_cover(self.max_cloud_cover)
         self.windows = month_windows(self.start_date, self.end_date, self.window_months)
         today = dt.date.today()
@@ -118,6 +123,7 @@ def job_table(tiles: Sequence[Tile], request: PlanRequest) -> pd.DataFrame:
                         "spatial_extent": dict(extent),
                         "temporal_extent": [window[0], window[1]],
                         "max_cloud_cover": request.max_cloud_cover,
+                        "recipe": request.recipe,
                         "geometry": footprint,
                     }
                 )

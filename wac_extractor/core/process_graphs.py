@@ -11,29 +11,17 @@ import ast
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from openeo.rest.datacube import DataCube
 
-S2_COLLECTION = "SENTINEL2_L2A"
-S1_COLLECTION = "SENTINEL1_GLOBAL_MOSAICS"
-S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-S2_SCL_BAND = "SCL"
-S1_BANDS = ["VV", "VH"]
-# SCL classes masked out: no data, saturated/defective, cloud shadow, cloud medium/high, cirrus, snow.
-S2_MASKED_SCL_CLASSES = [0, 1, 3, 8, 9, 10, 11]
-# CDSE's recommended parameters for its dilated SCL mask: clouds/shadows (mask2) dilated widely.
-SCL_DILATION_PROCESS = "to_scl_dilation_mask"
-SCL_DILATION_ARGS = {
-    "kernel1_size": 17,
-    "kernel2_size": 77,
-    "mask1_values": [2, 4, 5, 6, 7],
-    "mask2_values": [3, 8, 9, 10, 11],
-    "erosion_kernel_size": 3,
-}
-RESULT_FORMAT = "netCDF"
+from . import lcfm, monthly
+from .monthly import SCL_DILATION_PROCESS
+from .recipes import DEFAULT_RECIPE, row_recipe
+from .sentinel import COLLECTIONS, S1_COLLECTION, S2_COLLECTION
+from .timewindows import months_in
 
-COLLECTIONS = {1: S1_COLLECTION, 2: S2_COLLECTION}
+RESULT_FORMAT = "netCDF"
 
 
 @dataclass(frozen=True)
@@ -99,74 +87,60 @@ def decode_cell(value: Any) -> Any:
     return value
 
 
-def _scl_class_mask(cube: DataCube, classes: Sequence[int]) -> DataCube:
-    scl = cube.band(S2_SCL_BAND)
-    mask = scl == classes[0]
-    for value in classes[1:]:
-        mask = mask | (scl == value)
-    return mask
-
-
-def sentinel2_cube(
-    spatial_extent: Dict, temporal_extent: Sequence[str], max_cloud_cover: float, capabilities: BackendCapabilities
-) -> DataCube:
-    """Monthly median composite of cloud-masked Sentinel-2 L2A reflectances."""
-    cube = DataCube.load_collection(
-        S2_COLLECTION,
-        connection=None,
-        spatial_extent=spatial_extent,
-        temporal_extent=list(temporal_extent),
-        bands=S2_BANDS + [S2_SCL_BAND],
-        fetch_metadata=False,
-        max_cloud_cover=max_cloud_cover,
-    )
-    if capabilities.has_scl_dilation:
-        scl = cube.filter_bands([S2_SCL_BAND])
-        dilated = scl.process(SCL_DILATION_PROCESS, data=scl, scl_band_name=S2_SCL_BAND, **SCL_DILATION_ARGS)
-        masked = cube.filter_bands(S2_BANDS).mask(dilated).mask(_scl_class_mask(cube, [0, 1]))
-    else:
-        masked = cube.filter_bands(S2_BANDS).mask(_scl_class_mask(cube, S2_MASKED_SCL_CLASSES))
-    return masked.aggregate_temporal_period("month", reducer="median")
-
-
-def sentinel1_cube(spatial_extent: Dict, temporal_extent: Sequence[str]) -> DataCube:
-    """Monthly Sentinel-1 backscatter (VV, VH) from CDSE's global mosaics, in dB."""
-    cube = DataCube.load_collection(
-        S1_COLLECTION,
-        connection=None,
-        spatial_extent=spatial_extent,
-        temporal_extent=list(temporal_extent),
-        bands=S1_BANDS,
-        fetch_metadata=False,
-    )
-    monthly = cube.aggregate_temporal_period("month", reducer="mean")
-    return monthly.apply(lambda x: 10 * x.log(10))
+def _window_months(temporal_extent: Sequence[str]) -> int:
+    return len(months_in(tuple(temporal_extent)))
 
 
 def job_cube(row, capabilities: BackendCapabilities = BackendCapabilities()) -> DataCube:
-    """The saved-result cube for one job-table row (dispatches on ``sentinel``)."""
+    """The saved-result cube for one job-table row (dispatches on ``recipe`` and ``sentinel``)."""
     sentinel = int(row["sentinel"])
+    recipe = row_recipe(row)
     spatial_extent = decode_cell(row["spatial_extent"])
     temporal_extent = decode_cell(row["temporal_extent"])
     if sentinel not in COLLECTIONS:
         raise ValueError(f"sentinel: {sentinel!r} is not a known sensor; use 1 (Sentinel-1) or 2 (Sentinel-2).")
     check_temporal_coverage(COLLECTIONS[sentinel], temporal_extent, capabilities)
-    if sentinel == 2:
-        cube = sentinel2_cube(spatial_extent, temporal_extent, float(row["max_cloud_cover"]), capabilities)
+    cloud_cover = float(row["max_cloud_cover"]) if sentinel == 2 else None
+    if recipe == "monthly" and sentinel == 2:
+        cube = monthly.sentinel2_cube(spatial_extent, temporal_extent, cloud_cover, capabilities.has_scl_dilation)
+    elif recipe == "monthly":
+        cube = monthly.sentinel1_cube(spatial_extent, temporal_extent)
+    elif sentinel == 2:
+        cube = lcfm.sentinel2_cube(spatial_extent, temporal_extent, cloud_cover, _window_months(temporal_extent))
     else:
-        cube = sentinel1_cube(spatial_extent, temporal_extent)
+        cube = lcfm.sentinel1_cube(spatial_extent, temporal_extent)
     return cube.save_result(format=RESULT_FORMAT)
 
 
-def expected_variables(sentinel: int) -> List[str]:
-    """The band variables a result NetCDF of this sensor must hold."""
-    return list(S2_BANDS) if int(sentinel) == 2 else list(S1_BANDS)
+@dataclass(frozen=True)
+class ExpectedResult:
+    """What a job's NetCDF must hold: its variables, and whether they have a time dimension."""
+
+    variables: Tuple[str, ...]
+    has_time: bool
+    int16: bool
 
 
-def required_processes(sentinel: int) -> List[str]:
-    """Every process id a job of this sensor uses, read from the graph itself (callbacks included)."""
+def expected_result(row) -> ExpectedResult:
+    sentinel = int(row.get("sentinel", 2))
+    if row_recipe(row) == "monthly":
+        return ExpectedResult(tuple(monthly.variables(sentinel)), has_time=True, int16=False)
+    if sentinel == 1:
+        return ExpectedResult(tuple(lcfm.s1_variables()), has_time=False, int16=False)
+    months = _window_months(decode_cell(row["temporal_extent"]))
+    return ExpectedResult(tuple(lcfm.s2_variables(months)), has_time=False, int16=True)
+
+
+def expected_variables(row) -> List[str]:
+    """The band variables a result NetCDF of this row must hold."""
+    return list(expected_result(row).variables)
+
+
+def required_processes(sentinel: int, recipe: str = DEFAULT_RECIPE) -> List[str]:
+    """Every process id a job of this sensor and recipe uses, read from the graph itself (callbacks included)."""
     row = {
         "sentinel": sentinel,
+        "recipe": recipe,
         "spatial_extent": {"west": 0, "south": 0, "east": 1, "north": 1, "crs": 4326},
         "temporal_extent": ["2023-01-01", "2023-02-01"],
         "max_cloud_cover": 80,

@@ -90,10 +90,23 @@ def stream_to_file(
         partial.unlink(missing_ok=True)
 
 
-def check_netcdf(path: Path, variables: Iterable[str]) -> List[str]:
-    """Open a result with GDAL and check that every expected variable is there and georeferenced.
+INT16_RANGE = (-32768, 32767)
 
-    Returns the problems found (empty when the file is good).
+
+def check_netcdf(
+    path: Path,
+    variables: Iterable[str],
+    *,
+    has_time: Optional[bool] = None,
+    int16: bool = False,
+    spatial_extent: Optional[dict] = None,
+) -> List[str]:
+    """Open a result with GDAL and check it is what the job asked for.
+
+    Every expected variable is there and georeferenced; ``has_time`` False: no time dimension
+    (one band per variable); ``int16``: values in the int16 range; ``spatial_extent`` (the job's,
+    in a projected CRS): the same CRS, and an extent within a pixel of it. Returns the problems
+    found (empty when the file is good).
     """
     from osgeo import gdal
 
@@ -104,6 +117,7 @@ def check_netcdf(path: Path, variables: Iterable[str]) -> List[str]:
         return [f"GDAL cannot open {path.name}: {exc}"]
     subdatasets = {name.rsplit(":", 1)[-1] for name, _ in (dataset.GetSubDatasets() or [])}
     problems = []
+    grid_checked = False
     for variable in variables:
         if variable not in subdatasets:
             problems.append(f"{path.name} has no variable {variable}")
@@ -115,4 +129,46 @@ def check_netcdf(path: Path, variables: Iterable[str]) -> List[str]:
             continue
         if band.RasterCount < 1 or not band.GetProjection():
             problems.append(f"{path.name}:{variable} has no time steps or no CRS")
+            continue
+        if has_time is False and (band.RasterCount > 1 or "NETCDF_DIM_EXTRA" in band.GetMetadata()):
+            problems.append(f"{path.name}:{variable} has a time dimension ({band.RasterCount} steps); expected none")
+        if int16:
+            problems.extend(_int16_problems(band, f"{path.name}:{variable}"))
+        if spatial_extent and not grid_checked:
+            problems.extend(_grid_problems(band, spatial_extent, path.name))
+            grid_checked = True
     return problems
+
+
+def _int16_problems(dataset, name: str) -> List[str]:
+    import numpy as np
+
+    values = dataset.ReadAsArray().astype("float64")
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < INT16_RANGE[0] or finite.max() > INT16_RANGE[1]):
+        return [f"{name} has values {finite.min():g}..{finite.max():g}, outside the int16 range"]
+    return []
+
+
+def _grid_problems(dataset, spatial_extent: dict, name: str) -> List[str]:
+    """The result's CRS and extent against the job's (only for jobs given in a projected CRS)."""
+    from osgeo import osr
+
+    crs = spatial_extent.get("crs", 4326)
+    wanted = osr.SpatialReference()
+    wanted.SetFromUserInput(f"EPSG:{crs}" if str(crs).isdigit() else str(crs))
+    if not wanted.IsProjected():
+        return []  # degrees: backends answer in their native CRS, not comparable here
+    found = osr.SpatialReference(wkt=dataset.GetProjection())
+    if not found.IsSame(wanted):
+        label = found.GetAuthorityCode(None) or found.GetName()
+        return [f"{name} is in CRS {label}, but the job asked for EPSG:{wanted.GetAuthorityCode(None)}"]
+    left, size_x, _, top, _, size_y = dataset.GetGeoTransform()
+    right, bottom = left + size_x * dataset.RasterXSize, top + size_y * dataset.RasterYSize
+    pixel = max(abs(size_x), abs(size_y))
+    found_box = (left, min(top, bottom), right, max(top, bottom))
+    wanted_box = tuple(float(spatial_extent[k]) for k in ("west", "south", "east", "north"))
+    if any(abs(a - b) > pixel for a, b in zip(found_box, wanted_box)):
+        shown = ", ".join(f"{v:.0f}" for v in found_box)
+        return [f"{name} covers ({shown}), not the job's extent ({', '.join(f'{v:.0f}' for v in wanted_box)})"]
+    return []

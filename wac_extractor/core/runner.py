@@ -41,7 +41,7 @@ from openeo.rest import OpenEoApiError, OpenEoClientException
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .process_graphs import BackendCapabilities, backend_capabilities, expected_variables, job_cube
+from .process_graphs import BackendCapabilities, backend_capabilities, decode_cell, expected_result, job_cube
 from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
 from .signin import SignInCancelledError, SignInRequiredError, is_auth_error
 from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker, TrackerError, TrackerLock
@@ -484,13 +484,20 @@ class ExtractionRunner:
         job_dir = self._manager.get_job_dir(job.job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
         self.tracker.update_row(index, result_status="downloading")
-        variables = expected_variables(row.get("sentinel", 2))
+        expected = expected_result(row)
+        extent = decode_cell(row["spatial_extent"]) if isinstance(row.get("spatial_extent"), (str, dict)) else None
         problems: List[str] = []
         for attempt in range(1, self.download_retries + 1):
             try:
                 files = self._fetch_assets(job, job_dir)
                 netcdfs = [f for f in files if f.suffix.lower() in (".nc", ".nc4")]
-                problems = [p for f in netcdfs for p in check_netcdf(f, variables)]
+                problems = [
+                    problem
+                    for f in netcdfs
+                    for problem in check_netcdf(
+                        f, expected.variables, has_time=expected.has_time, int16=expected.int16, spatial_extent=extent
+                    )
+                ]
                 if not netcdfs:
                     problems = ["the job has no NetCDF result"]
                 if not problems:
