@@ -312,12 +312,25 @@ def bench_ui_responsiveness(jobs: int = 1000) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def bench_recipe_tile() -> dict:
+    """What one job computes: a 10 km tile at 20 m per recipe, in the local backend's venv."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([str(root / ".venv-backend" / "bin" / "python"), "-m", "bench.recipe_tile"],
+                          capture_output=True, text=True, cwd=root, timeout=3600)  # fmt: skip
+    if done.returncode != 0:
+        return {"error": done.stderr[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 SECTIONS = {
     "planning": ("planning", bench_planning),
     "tracker": ("tracker_update", bench_tracker),
     "scheduling": ("scheduling", bench_scheduling),
     "ui": ("ui_responsiveness", bench_ui_responsiveness),
     "layers": ("result_layers", bench_result_layers),
+    "recipe": ("recipe_tile", bench_recipe_tile),
 }
 
 

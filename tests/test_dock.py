@@ -22,7 +22,11 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def fresh_dock(iface, canvas) -> WacDock:
-    """A dock from default settings over a UTM 31N map near the notebook's grid: January 2023, 1-month jobs."""
+    """A dock from default settings over a UTM 31N map near the notebook's grid: January 2023, 1-month jobs.
+
+    It plans the light ``monthly`` recipe: these tests are about the dock; the default ``lcfm`` recipe
+    runs in test_draw_a_rectangle_preview_and_run and in the recipe's own tests.
+    """
     QgsSettings().remove("wac_extractor")
     canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
     canvas.setExtent(QgsRectangle(660000, 5605000, 680000, 5625000))
@@ -30,6 +34,7 @@ def fresh_dock(iface, canvas) -> WacDock:
     dock.start_date.setDate(QDate(2023, 1, 1))
     dock.end_date.setDate(QDate(2023, 2, 1))
     dock.window_months.setValue(1)
+    dock.recipe.setCurrentIndex(dock.recipe.findData("monthly"))
     return dock
 
 
@@ -85,6 +90,7 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     dock.update_preview()
     assert dock.run_button.isEnabled(), dock.problem.text()
     assert dock.summary.text().startswith(f"{len(dock.plan)} jobs")
+    assert dock.recipe.currentData() == "lcfm" and set(dock.plan["recipe"]) == {"lcfm"}  # the default recipe
 
     # Invalid input is shown at the field and blocks Run, with the reason as tooltip.
     dock.end_date.setDate(QDate(2022, 12, 1))
@@ -109,7 +115,8 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     run_group = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
     s2_group = run_group.findGroup(SENSOR_GROUPS[2])
     assert [g.name() for g in s2_group.children()] == ["2023-01"]
-    assert len(s2_group.findLayers()) == jobs
+    names = sorted(layer.name().split(" 32631")[0] for layer in s2_group.findLayers())  # without the tile id
+    assert names == sorted(["S2 2023-01 true colour", "S2 2023-01 true colour P50", "S2 2023-01 NDVI P50"] * jobs)
     assert dock.jobs_layer is not None and dock.jobs_layer.featureCount() == jobs
     # opened by the task, off the UI thread, and handed to it (a layer left in the worker's thread breaks)
     assert dock.jobs_layer.thread() is QgsApplication.instance().thread()
@@ -133,3 +140,20 @@ def _no_leftover_tasks(qgis_app):
     """A failed test must not leave a running task behind (QGIS would wait for it at exit)."""
     yield
     QgsApplication.taskManager().cancelAll()
+
+
+def test_the_recipe_choice_goes_into_the_plan_and_the_settings(qgis_iface, qgis_canvas, qgis_new_project):
+    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock.from_extent.click()
+    dock.update_preview()
+    assert set(dock.plan["recipe"]) == {"monthly"}
+    assert [dock.recipe.itemData(i) for i in range(dock.recipe.count())] == ["lcfm", "monthly"]
+    assert "percentiles" in dock.recipe.itemData(0, Qt.ToolTipRole)
+    dock.recipe.setCurrentIndex(dock.recipe.findData("lcfm"))
+    dock.update_preview()
+    assert set(dock.plan["recipe"]) == {"lcfm"}
+    dock.save_settings()
+    assert WacDock(qgis_iface).recipe.currentData() == "lcfm"
+    dock.recipe.setCurrentIndex(dock.recipe.findData("monthly"))
+    dock.save_settings()
+    assert WacDock(qgis_iface).recipe.currentData() == "monthly"

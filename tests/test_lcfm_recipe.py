@@ -122,7 +122,7 @@ def test_the_notebook_grid_with_lcfm_finishes_with_checked_results(lcfm_run):
 
 def test_sentinel1_percentiles_are_ordered_everywhere(lcfm_run):
     _, jobs, files, _ = lcfm_run
-    for index, row in jobs[jobs["sentinel"] == 1].iterrows():
+    for index in jobs.index[jobs["sentinel"] == 1]:
         for band in lcfm.S1_BANDS:
             p10, p25, p50, p75, p90 = (read(files[index], f"{band}_{p}") for p in lcfm.PERCENTILE_NAMES)
             assert np.isfinite(p50).all()

@@ -28,6 +28,8 @@ from wac_extractor.core.signin import (
 )
 from wac_extractor.core.tracker import create_tracker
 
+from .conftest import notebook_jobs
+
 
 class Approver:
     """The person at the browser: records each prompt and approves its code (optionally after a delay)."""
@@ -122,8 +124,8 @@ def test_check_backend_reports_what_the_jobs_need(backend):
 
 
 def small_plan():
-    return plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe="monthly"), west=664000, south=5611120,
-                     crs="EPSG:32631", rows=1, cols=2)  # fmt: skip
+    request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe="monthly")
+    return plan_grid(request, west=664000, south=5611120, crs="EPSG:32631", rows=1, cols=2)
 
 
 def all_files_text(*folders: Path) -> bytes:
@@ -187,8 +189,7 @@ def test_one_run_on_two_backends_each_with_its_own_sign_in_and_parallel_jobs(bac
     oidc = BackendLogin(backend.url, SignIn("oidc", device_ui=Approver(backend).ui()))
     service = BackendLogin(other_url, SignIn("client_credentials", "wac-service", "service-secret"))
     specs = [(BackendSpec(backend.url, parallel_jobs=1), oidc), (BackendSpec(other_url, parallel_jobs=3), service)]
-    plan = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe="monthly"), west=664000, south=5611120,
-                     crs="EPSG:32631")  # fmt: skip
+    plan = notebook_jobs()
     tracker = create_tracker(tmp_path / "jobs.gpkg", plan)
     summary = ExtractionRunner(tracker, tmp_path / "out", specs, poll_interval=0.3).run()
     assert summary.counts == {"finished": 8} and summary.downloaded == 8

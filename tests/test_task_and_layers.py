@@ -9,8 +9,8 @@ import time
 import weakref
 
 import pytest
-from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject
-from qgis.PyQt.QtCore import QObject, pyqtSlot
+from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
+from qgis.PyQt.QtCore import QDate, QObject, pyqtSlot
 
 from wac_extractor import task as task_module
 from wac_extractor.core.heap import heap_frozen
@@ -21,8 +21,7 @@ from wac_extractor.core.tracker import create_tracker
 from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer
 from wac_extractor.task import ExtractionTask
 
-from .conftest import niceness
-from .test_runner import notebook_jobs
+from .conftest import niceness, notebook_jobs
 
 
 class Receiver(QObject):
@@ -117,6 +116,44 @@ def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_n
     assert len(QgsProject.instance().mapLayers()) == layer_count
     # Another run's name is another group: its layers are added.
     assert len(ResultLoader("WAC other run", QgsProject.instance()).add(receiver.composites[:1])) == 1
+
+
+def test_lcfm_results_load_as_month_true_colour_p50_ndvi_and_s1_db_layers(backend, tmp_path, qgis_new_project, qtbot):
+    task, receiver = start_task(backend, tmp_path, notebook_jobs(recipe="lcfm").iloc[:2])  # one tile, S1 and S2
+    qtbot.waitUntil(lambda: receiver.done, timeout=180_000)
+    assert receiver.summary.counts == {"finished": 2} and receiver.summary.downloaded == 2
+
+    root = QgsProject.instance().layerTreeRoot().findGroup("WAC test run")
+    s2_group, s1_group = root.findGroup(SENSOR_GROUPS[2]), root.findGroup(SENSOR_GROUPS[1])
+    assert [g.name() for g in s2_group.children()] == ["2023-01", "2023-02", "2023-03", "2023-01..2023-03"]
+    assert [g.name() for g in s1_group.children()] == ["2023-01..2023-03"]
+    by_name = {layer.name().rsplit(" ", 1)[0]: layer for layer in receiver.layers}  # without the tile label
+    assert sorted(by_name) == [
+        "S1 2023-01..2023-03 VV, VH, VH/VV P50 dB",
+        "S2 2023-01 true colour",
+        "S2 2023-01..2023-03 NDVI P50",
+        "S2 2023-01..2023-03 true colour P50",
+        "S2 2023-02 true colour",
+        "S2 2023-03 true colour",
+    ]
+    for name, layer in by_name.items():
+        assert layer.isValid()
+        window = layer.temporalProperties().fixedTemporalRange()
+        first, end = name.split()[1].split("..")[0], window.end().toString("yyyy-MM")
+        assert window.begin().toString("yyyy-MM") == first
+        assert end == (
+            "2023-04" if ".." in name else QDate.fromString(first, "yyyy-MM").addMonths(1).toString("yyyy-MM")
+        )
+    march = by_name["S2 2023-03 true colour"]
+    assert "B04_M3" in open(march.source()).read().split("<VRTRasterBand")[1]  # red = B04 of the third month
+    assert isinstance(march.renderer(), QgsMultiBandColorRenderer) and march.bandCount() == 3
+    ndvi = by_name["S2 2023-01..2023-03 NDVI P50"]
+    assert isinstance(ndvi.renderer(), QgsSingleBandPseudoColorRenderer) and ndvi.bandCount() == 1
+    stats = ndvi.dataProvider().bandStatistics(1)
+    assert -10000 <= stats.minimumValue and stats.maximumValue <= 10000 and stats.mean > 0
+    s1 = by_name["S1 2023-01..2023-03 VV, VH, VH/VV P50 dB"]
+    vv, vh, ratio = (s1.dataProvider().bandStatistics(band) for band in (1, 2, 3))
+    assert -20 < vv.mean < -5 and -30 < vh.mean < -10 and -9 < ratio.mean < -6  # dB, from linear power
 
 
 def test_job_tile_layer_follows_the_tracker_without_reloading(tmp_path, qgis_new_project):

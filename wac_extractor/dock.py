@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import shapely
 from qgis.core import (
@@ -482,8 +483,15 @@ class WacDock(QgsDockWidget):
         menu.addAction("Zoom to tile", lambda: self.zoom_to_job(row))
         retry = menu.addAction("Retry job", lambda: self.retry_job(row))
         retry.setEnabled(self.can_retry(job))
-        bands = menu.addAction("Add all bands (first month)", lambda: self.add_band_layers(row))
-        bands.setEnabled(job.get("result_status") == "ok")
+        has_result = job.get("result_status") == "ok"
+        band_menu = menu.addMenu("Add band")
+        band_menu.setEnabled(has_result)
+        for base, variables in self.band_list(job).items():
+            target = band_menu.addMenu(base) if len(variables) > 1 else band_menu
+            for variable in variables:
+                target.addAction(variable, lambda v=variable: self.add_band_layers(row, [v]))
+        all_bands = menu.addAction("Add all bands", lambda: self.add_band_layers(row))
+        all_bands.setEnabled(has_result)
         menu.exec_(self.table.viewport().mapToGlobal(position))
 
     @staticmethod
@@ -546,15 +554,28 @@ class WacDock(QgsDockWidget):
         dialog.show()
         self._log_dialog = dialog  # keep a reference while it is open
 
-    def add_band_layers(self, row: int) -> None:
+    @staticmethod
+    def band_list(job) -> Dict[str, List[str]]:
+        """The result's variables by band: {"B04": ["B04_P10", ..., "B04_M3"], "VH_VV": [...]}."""
+        from .core.process_graphs import expected_variables
+
+        grouped: Dict[str, List[str]] = {}
+        for variable in expected_variables(job):
+            base = variable.rsplit("_", 1)[0] if re.search(r"_(P\d+|M\d+)$", variable) else variable
+            grouped.setdefault(base, []).append(variable)
+        return grouped
+
+    def add_band_layers(self, row: int, variables: Optional[List[str]] = None) -> None:
+        """Single-band layers of a job's result (every variable, or those given); the first time step."""
         job = self.model.job(row)
         if job is None or self.loader is None:
             return
         from .core.process_graphs import expected_variables
 
+        variables = variables or expected_variables(job)
         for relative in json.loads(job.get("result_files") or "[]"):
             path = Path(self.output.filePath()) / relative
-            layers = band_layers(path, expected_variables(job["sentinel"]), 1, "first month")
+            layers = band_layers(path, variables, 1, str(job.get("tile_id") or ""))
             group = self.loader.run_group().addGroup(f"Bands {job.get('tile_id')} S{job.get('sentinel')}")
             for layer in layers:
                 QgsProject.instance().addMapLayer(layer, False)

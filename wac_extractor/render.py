@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
-from qgis.core import QgsMapLayer, QgsMapRendererParallelJob, QgsMapSettings, QgsProject, QgsRectangle
+from qgis.core import (
+    QgsMapLayer,
+    QgsMapRendererParallelJob,
+    QgsMapSettings,
+    QgsProject,
+    QgsRectangle,
+    QgsReferencedRectangle,
+)
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
@@ -19,6 +26,12 @@ def load_run(name: str, tracker_path: Path, composites: Sequence[MonthComposite]
     tiles = job_tiles_layer(tracker_path)
     project.addMapLayer(tiles)
     layers = ResultLoader(name, project).add(composites, tile_label=name)
+    if layers and not project.crs().isValid():  # a new project: the results' CRS and extent, not empty
+        project.setCrs(layers[0].crs())
+        extent = QgsRectangle()
+        for layer in layers:
+            extent.combineExtentWith(layer.extent())
+        project.viewSettings().setDefaultViewExtent(QgsReferencedRectangle(extent, layers[0].crs()))
     return [tiles] + layers
 
 
@@ -47,8 +60,12 @@ def render_map(layers: Sequence[QgsMapLayer], path: Path, panel: QSize = QSize(8
     panels = []
     for sensor, title in (("S2", "Sentinel-2 true colour"), ("S1", "Sentinel-1 VV / VH / VV-VH")):
         mine = [layer for layer in composites if layer.name().split()[0] == sensor]
+        if sensor == "S2":  # the first month's true colour (LCFM results also have P50 and NDVI layers)
+            mine = [layer for layer in mine if " true colour " in f"{layer.name()} " and "P50" not in layer.name()]
         if not mine:
             continue
+        if any("P50" in layer.name() for layer in mine):
+            title = "Sentinel-1 VV / VH / VH/VV P50 (dB)"
         month = min(layer.name().split()[1] for layer in mine)
         shown = [layer for layer in mine if layer.name().split()[1] == month]
         extent = QgsRectangle()

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import openeo_processes_dask.process_implementations as implementations
 import openeo_processes_dask.specs as specs
+import pandas as pd
 import xarray as xr
 from openeo_pg_parser_networkx import OpenEOProcessGraph, ProcessRegistry
 from openeo_pg_parser_networkx.process_registry import Process
@@ -234,6 +235,31 @@ def array_modify(data, values, index, length=1, axis=None):
     )
 
 
+def _period_start(day: pd.Timestamp, period: str) -> pd.Timestamp:
+    if period == "dekad":  # days 1-10, 11-20, 21-end of month
+        return pd.Timestamp(day.year, day.month, 1 + 10 * min(2, (day.day - 1) // 10))
+    return pd.Timestamp(day.year, day.month, 1)
+
+
+def aggregate_temporal_period(data, reducer, period, dimension=None, context=None):
+    """openEO ``aggregate_temporal_period`` for ``dekad`` and ``month``: one label per period.
+
+    Labels are the periods' first days, every period from the first to the last date (an empty
+    one in between holds no data, for ``array_interpolate_linear`` to fill). openeo-processes-dask
+    mis-builds dekad intervals for some date ranges (a one-month window fails) and labels months
+    by their last day.
+    """
+    if period not in ("dekad", "month"):
+        return implementations.aggregate_temporal_period(data, reducer, period, dimension)
+    dim = dimension or "t"
+    starts = [_period_start(day, period) for day in pd.DatetimeIndex(data[dim].values)]
+    labels = xr.DataArray(pd.DatetimeIndex(starts), dims=dim, coords={dim: data[dim].values}, name="period")
+    reduced = data.groupby(labels).reduce(reducer, dim=dim, keep_attrs=True, positional_parameters={"data": 0})
+    every = sorted({_period_start(day, period) for day in pd.date_range(min(starts), max(starts), freq="D")})
+    reduced = reduced.reindex(period=pd.DatetimeIndex(every)).rename(period=dim)
+    return reduced.transpose(*data.dims)
+
+
 def quantiles(data, probabilities=None, q=None, ignore_nodata=True, axis=None, keepdims=False):
     """openEO ``quantiles`` (linear interpolation, as numpy's default), vectorised along the last axis.
 
@@ -340,6 +366,9 @@ def _build_registry() -> ProcessRegistry:
     registry["array_modify"] = Process(spec=specs.array_modify, implementation=array_modify)
     registry["quantiles"] = Process(spec=specs.quantiles, implementation=quantiles)
     registry["median"] = Process(spec=specs.median, implementation=median)
+    registry["aggregate_temporal_period"] = Process(
+        spec=specs.aggregate_temporal_period, implementation=aggregate_temporal_period
+    )
     registry["array_interpolate_linear"] = Process(
         spec=specs.array_interpolate_linear, implementation=array_interpolate_linear
     )

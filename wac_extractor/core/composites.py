@@ -160,13 +160,10 @@ def month_composites(result: Path, sentinel: int, out_dir: Optional[Path] = None
     return composites
 
 
-def _write(result: Path, path: Path, bands: List[str]) -> Path:
-    path.write_text(_vrt_xml(result, _first_variable(bands), bands))
+def _write(result: Path, path: Path, variable: str, bands: List[str]) -> Path:
+    """A VRT on the grid of ``variable`` (every variable of a result shares it)."""
+    path.write_text(_vrt_xml(result, variable, bands))
     return path
-
-
-def _first_variable(bands: List[str]) -> str:
-    return re.search(r"NETCDF:&quot;.*&quot;:([^<]+)</SourceFilename>", bands[0]).group(1)
 
 
 def _db_band(number: int, result: Path, variable: str) -> str:
@@ -187,24 +184,22 @@ def lcfm_composites(
     months = months_in(tuple(temporal_extent))
     first, count = months[0], len(months)
 
-    def rgb(variables: Sequence[str]) -> List[str]:
-        return [_band_xml(i + 1, v, _source_xml(result, v, 1)) for i, v in enumerate(variables)]
+    def vrt(name: str, variables: Sequence[str]) -> Path:
+        bands = [_band_xml(i + 1, v, _source_xml(result, v, 1)) for i, v in enumerate(variables)]
+        return _write(result, out_dir / name, variables[0], bands)
 
     if int(sentinel) == 1:
         bands = [_db_band(i + 1, result, f"{band}_P50") for i, band in enumerate(("VV", "VH", "VH_VV"))]
         path = _write(result, out_dir / f"S1_P50_dB_{first}_{count}m.vrt", "VV_P50", bands)
         return [MonthComposite(1, first, path, result, 1, S1_P50_DB, count)]
-    composites = []
-    for k, month in enumerate(months, start=1):
-        path = _write(
-            result, out_dir / f"S2_true_colour_{month}.vrt", f"B04_M{k}", rgb([f"{b}_M{k}" for b in S2_TRUE_COLOUR])
-        )
-        composites.append(MonthComposite(2, month, path, result, 1, TRUE_COLOUR))
-    path = _write(
-        result, out_dir / f"S2_true_colour_P50_{first}_{count}m.vrt", rgb([f"{b}_P50" for b in S2_TRUE_COLOUR])
-    )
+    composites = [
+        MonthComposite(2, month, vrt(f"S2_true_colour_{month}.vrt", [f"{b}_M{k}" for b in S2_TRUE_COLOUR]), result, 1)
+        for k, month in enumerate(months, start=1)
+    ]
+    window = f"{first}_{count}m"
+    path = vrt(f"S2_true_colour_P50_{window}.vrt", [f"{b}_P50" for b in S2_TRUE_COLOUR])
     composites.append(MonthComposite(2, first, path, result, 1, TRUE_COLOUR_P50, count))
-    path = _write(result, out_dir / f"S2_NDVI_P50_{first}_{count}m.vrt", "NDVI_P50", rgb(["NDVI_P50"]))
+    path = vrt(f"S2_NDVI_P50_{window}.vrt", ["NDVI_P50"])
     composites.append(MonthComposite(2, first, path, result, 1, NDVI_P50, count))
     return composites
 
