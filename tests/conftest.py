@@ -44,6 +44,10 @@ class LocalBackend:
     def reset(self):
         return self.control("reset", {})
 
+    def prefill(self, count: int, user: str = "demo"):
+        """``count`` older finished jobs in ``user``'s account (listed after the new ones, across pages)."""
+        return self.control("prefill", {"user": user, "count": count})
+
     def oidc(self, **body):
         """The OIDC provider: ``approve=<user code>``, ``access_token_seconds``, ``revoke=True``..."""
         return self.control("oidc", body)

@@ -120,7 +120,7 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
 
     run_group = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
     mosaics = run_group.findGroup("Mosaics").findGroup(SENSOR_GROUPS[2]).findLayers()
-    assert [layer.layer().name() for layer in mosaics] == ["S2 2023-01 mosaic"]
+    assert [layer.layer().name() for layer in mosaics] == ["S2 2023-01 true colour mosaic"]
     assert len(run_group.findGroup(SENSOR_GROUPS[2]).findGroup("2023-01").findLayers()) == jobs
 
     # Zoom to a job's tile from the table.

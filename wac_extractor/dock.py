@@ -22,6 +22,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDate, Qt, QTimer, pyqtSlot
 from qgis.PyQt.QtGui import QColor, QFont, QFontMetrics
 from qgis.PyQt.QtWidgets import (
@@ -332,6 +333,8 @@ class WacDock(QgsDockWidget):
                            recipe=self.recipe.currentData())  # fmt: skip
 
     def update_preview(self) -> None:
+        if sip.isdeleted(self.tile_band):  # the map canvas went first (QGIS closing): nothing to draw on
+            return
         if self.task is not None:  # the running plan is fixed; the preview is for the next run
             name = Path(self.tracker.path).name
             return self._show_problem("", summary=f"Running {name}: changes here apply to the next run.")

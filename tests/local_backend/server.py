@@ -6,13 +6,17 @@ really execute their process graph (see ``executor``) into NetCDF files.
 
 Test-only control endpoints under ``/_control`` configure durations and inject faults:
 HTTP errors (500, 502, 503, 429 with Retry-After) on chosen calls, jobs that fail with a log,
-slow or truncated downloads. Nothing here ships with the plugin.
+slow or truncated downloads, and a gateway mode (``after``: the request is carried out, then its
+answer is lost and replaced by a 502/504 with an empty or HTML body, as proxies do).
+``GET /jobs`` pages like a real backend (``limit``, ``next`` links, newest first), and
+``/_control/prefill`` fills an account with thousands of old jobs. Nothing here ships with the plugin.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import logging
 import random
@@ -100,6 +104,8 @@ class FaultRule:
     times: int = 1
     probability: float = 0.0
     retry_after: Optional[float] = None
+    after: bool = False  # gateway: carry the request out, then lose the answer
+    body: str = "json"  # the error's body: json (openEO error), empty, or html (a proxy's page)
 
     def matches(self, method: str, path: str, rng: random.Random) -> bool:
         if self.method not in ("*", method) or not re.search(self.path, path):
@@ -311,9 +317,12 @@ class Handler(BaseHTTPRequestHandler):
             rule = self.backend.fault_for(method, path)
             if rule:
                 self.backend.count("FAULT", f"/{rule.status}")  # "FAULT /500": how many were injected
-                headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after is not None else None
-                self.read_json() if method in ("POST", "PUT", "PATCH") else None
-                return self.error(rule.status, "InjectedFault", f"Injected HTTP {rule.status}", headers)
+                if rule.after:
+                    self.backend.count("LOST", f"{method} {re.sub(r'/jobs/[^/]+', '/jobs/{id}', path)}")
+                    self.route_and_lose_answer(method, path, query)
+                elif method in ("POST", "PUT", "PATCH"):
+                    self.read_json()
+                return self.fault_answer(rule)
         try:
             self.route(method, path, query)
         except BrokenPipeError:
@@ -321,6 +330,31 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             _log.error("error handling %s %s: %s", method, path, traceback.format_exc())
             self.error(500, "Internal", f"{type(exc).__name__}: {exc}")
+
+    def route_and_lose_answer(self, method: str, path: str, query: dict) -> None:
+        """Carry the request out as usual, but write its answer nowhere (a gateway that timed out)."""
+        real, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self.route(method, path, query)
+        except Exception:  # the answer is lost either way
+            _log.warning("error behind the gateway: %s", traceback.format_exc())
+        finally:
+            self.wfile = real
+            self._headers_buffer = []
+
+    def fault_answer(self, rule: FaultRule) -> None:
+        headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after is not None else {}
+        if rule.body == "json":
+            return self.error(rule.status, "InjectedFault", f"Injected HTTP {rule.status}", headers or None)
+        body = b"" if rule.body == "empty" else b"<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+        self.send_response(rule.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+        return None
 
     def do_GET(self):
         self.dispatch("GET")
@@ -404,6 +438,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def list_jobs(self, user: str, query: dict) -> None:
+        """``GET /jobs``: newest first, ``limit`` per page (default 100), a ``next`` link while more remain."""
+        limit = int((query.get("limit") or ["100"])[0] or 100)
+        offset = int((query.get("offset") or ["0"])[0] or 0)
+        with self.backend.lock:
+            mine = [j for j in reversed(list(self.backend.jobs.values())) if j.owner == user]  # newest first
+            page = [
+                {k: v for k, v in j.describe(self.root).items() if k != "process"}
+                for j in mine[offset : offset + limit]
+            ]
+        links = []
+        if offset + limit < len(mine):
+            links.append({"rel": "next", "href": f"{self.root}/jobs?limit={limit}&offset={offset + limit}"})
+        return self.send_json(200, {"jobs": page, "links": links})
+
     def capabilities(self) -> dict:
         endpoints = [
             ("/credentials/basic", ["GET"]),
@@ -448,13 +497,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.strip("/").split("/")
         if parts == ["jobs"]:
             if method == "GET":
-                with backend.lock:
-                    jobs = [
-                        {k: v for k, v in j.describe(self.root).items() if k != "process"}
-                        for j in backend.jobs.values()
-                        if j.owner == user
-                    ]
-                return self.send_json(200, {"jobs": jobs, "links": []})
+                return self.list_jobs(user, query)
             if method == "POST":
                 body = self.read_json()
                 graph = (body.get("process") or {}).get("process_graph")
@@ -559,6 +602,17 @@ class Handler(BaseHTTPRequestHandler):
             with backend.lock:
                 backend.faults = [FaultRule(**rule) for rule in body.get("rules", [])]
             return self.send_json(200, {"rules": len(backend.faults)})
+        if method == "POST" and path == "/_control/prefill":
+            body = self.read_json()
+            user, count = body.get("user", "demo"), int(body.get("count", 1000))
+            with backend.lock:
+                old = {}
+                for number in range(count):
+                    job = Job(id=f"old-{uuid.uuid4().hex[:12]}", title=f"an older job {number}", process_graph={},
+                              created="2024-01-01T00:00:00Z", status="finished", owner=user)  # fmt: skip
+                    old[job.id] = job
+                backend.jobs = {**old, **backend.jobs}  # older than every job already there
+            return self.send_json(200, {"jobs": len(backend.jobs)})
         if method == "POST" and path == "/_control/oidc":
             return self.send_json(200, backend.oidc.control(self.read_json()))
         if method == "GET" and path == "/_control/oidc":

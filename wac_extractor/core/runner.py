@@ -30,14 +30,14 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 import requests
 from openeo import BatchJob, Connection
 from openeo.extra.job_management import MultiBackendJobManager
 from openeo.extra.job_management._thread_worker import _JobManagerWorkerThreadPool
-from openeo.rest import OpenEoApiError, OpenEoClientException
+from openeo.rest import OpenEoApiPlainError, OpenEoClientException  # the base: JSON or plain/empty bodies
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -52,6 +52,9 @@ _log = logging.getLogger(__name__)
 RUNNER_COLUMNS = ("job_key", "create_requested_at", "result_status", "result_files", "error_message")
 TRANSIENT_HTTP = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_S = 30.0
+LISTING_PAGE = 100  # jobs per page when looking a job up by its key
+MAX_LISTING_PAGES = 1000
+MAX_CREATE_BACKOFF_S = 60.0
 
 
 class _CappedRetry(Retry):
@@ -171,10 +174,14 @@ class _WacJobManager(MultiBackendJobManager):
     def _track_statuses(self, job_db, stats=None):
         # openeo 0.53 swallows a ConnectionError here and then reads unbound results
         # (UnboundLocalError in _job_update_loop): a backend that is down would end the run.
+        # It also lets through an error without an openEO JSON body (a proxy's empty or HTML 502).
         try:
             return super()._track_statuses(job_db, stats=stats)
         except requests.exceptions.ConnectionError as exc:
             _log.warning("backend unreachable while polling job statuses: %s", exc)
+            return [], [], []
+        except OpenEoApiPlainError as exc:  # openeo catches JSON errors only: a gateway's empty 502 ended the run
+            _log.warning("backend answered %s while polling job statuses; polled again next time", exc)
             return [], [], []
 
     def get_job_dir(self, job_id: str) -> Path:
@@ -243,6 +250,8 @@ class ExtractionRunner:
         self._cancel_check = cancel_check
         self.max_queued_seconds = max_queued_seconds
         self._queued_since: Dict[int, float] = {}  # row -> monotonic time it was first seen queued
+        # Rows whose create got no answer and whose job was not found: (attempts, monotonic time to retry).
+        self._create_retry_at: Dict[int, tuple] = {}
 
     # --- public API ----------------------------------------------------------------------------
     def cancel(self, cancel_remote: bool = False) -> None:
@@ -344,7 +353,7 @@ class ExtractionRunner:
             try:
                 connection.describe_account()  # renews the access token if openeo can
                 continue
-            except OpenEoApiError as exc:
+            except OpenEoApiPlainError as exc:
                 if not is_auth_error(exc):
                     continue
                 reason = exc.message
@@ -373,7 +382,8 @@ class ExtractionRunner:
         pending = pending_jobs(self.tracker)
         with self._lock:
             downloading = any(not f.done() for f in self._downloads.values())
-        return bool(pending or downloading or manager._worker_pool.has_unprocessed_tasks())
+        deferred = bool(self._create_retry_at)  # rows waiting out a backoff after an ambiguous create
+        return bool(pending or downloading or deferred or manager._worker_pool.has_unprocessed_tasks())
 
     def _resume(self) -> None:
         """Pick up what an interrupted run left: undownloaded results, jobs whose start was lost."""
@@ -397,6 +407,9 @@ class ExtractionRunner:
         if connection is None:
             return
         if not isinstance(job_id, str) or not job_id:
+            _, retry_at = self._create_retry_at.get(index, (0, 0.0))
+            if time.monotonic() < retry_at:
+                return  # backing off after an ambiguous create; the other jobs go on meanwhile
             self._observed.persist(pd.DataFrame([{"status": "not_started"}], index=[index]))
             return
         try:
@@ -412,7 +425,7 @@ class ExtractionRunner:
                 self.submit_download(job, row)
             elif remote_status == "error":
                 self.store_error_log(job, row)
-        except (OpenEoApiError, requests.RequestException) as exc:
+        except (OpenEoApiPlainError, requests.RequestException) as exc:
             _log.warning("could not restart job %s: %s", job_id, exc)
 
     def _start_job(self, row: pd.Series, connection: Connection, provider: str, **kwargs) -> Optional[BatchJob]:
@@ -430,26 +443,87 @@ class ExtractionRunner:
                 existing = self._find_remote_job(connection, key)
                 if existing is not None:
                     _log.info("job for row %s already exists on %s: %s (not created again)", index, provider, existing)
-                    return connection.job(existing)
+                    self._create_retry_at.pop(index, None)
+                    return self._start_remote(connection.job(existing), title, adopted=True)
             self.tracker.update_row(index, job_key=key, create_requested_at=_now())
-            job = self._with_retries(lambda: connection.create_job(cube, title=title), what=f"create job {title!r}")
+            job, adopted = self._create_job(connection, cube, title, key, index)
+            self._create_retry_at.pop(index, None)  # the row has its job: no retry pending
             # Started here, on this connection: openeo's start task would first open a new connection
             # (two more requests and a thread hop per job). A failed start is retried as "start_failed".
-            self._with_retries(job.start, what=f"start job {title!r}")
-            return job
-        except (ValueError, OpenEoApiError) as exc:
+            return self._start_remote(job, title, adopted=adopted)
+        except (ValueError, OpenEoApiPlainError) as exc:
             if is_auth_error(exc):  # not the row's fault: "start_failed", started again once signed in
                 raise requests.exceptions.ConnectionError(f"create job: {exc}") from exc
             # A refused row (bad dates, a graph the backend rejects): the manager marks it "skipped";
             # say why, and keep the run going for the other rows.
+            self._create_retry_at.pop(index, None)
             self.tracker.update_row(index, error_message=str(exc)[:1000])
             return None
 
+    def _create_job(self, connection: Connection, cube, title: str, key: str, index: int) -> Tuple[BatchJob, bool]:
+        """One ``POST /jobs``, never repeated blindly: a 5xx or a timeout may come after the backend
+        created the job (a gateway that lost the answer), so the job is looked up by its key first.
+        Returns the job and whether it was adopted (found on the backend rather than created now).
+
+        Not found: the row becomes ``start_failed`` and is created again after a backoff (2, 4, 8 ...
+        60 s), each time after another look-up; the other rows run meanwhile.
+        """
+        try:
+            return connection.create_job(cube, title=title), False
+        except OpenEoApiPlainError as exc:
+            if exc.http_status_code not in TRANSIENT_HTTP:
+                raise
+            error: Exception = exc
+        except requests.RequestException as exc:  # a timeout or a reset: the request may have arrived
+            error = exc
+        attempts = self._create_retry_at.get(index, (0, 0.0))[0] + 1
+        try:
+            existing = self._find_remote_job(connection, key)
+        except (OpenEoApiPlainError, requests.RequestException) as exc:
+            existing, error = None, exc
+        if existing is not None:
+            _log.info("create %r: no answer (%s), but the backend has it: %s (adopted)", title, error, existing)
+            return connection.job(existing), True
+        delay = min(MAX_CREATE_BACKOFF_S, 2.0**attempts)
+        self._create_retry_at[index] = (attempts, time.monotonic() + delay)
+        _log.warning("create %r: %s; not on the backend, created again in %.0f s", title, error, delay)
+        raise requests.exceptions.ConnectionError(f"create job {title!r}: {error}") from error
+
+    def _start_remote(self, job: BatchJob, title: str, adopted: bool = False) -> BatchJob:
+        """Start a created job; an adopted job, or one whose start got no answer, only if still "created"
+        (a backend may run a finished job again when asked to start it)."""
+        for attempt in range(1, 5):
+            try:
+                if (adopted or attempt > 1) and job.status() != "created":
+                    return job  # the earlier start went through; its answer was lost
+                job.start()
+                return job
+            except (OpenEoApiPlainError, requests.RequestException) as exc:
+                if isinstance(exc, OpenEoApiPlainError) and exc.http_status_code not in TRANSIENT_HTTP:
+                    raise
+                _log.warning("start job %r, attempt %d: %s", title, attempt, exc)
+                if self._stop.wait(min(MAX_RETRY_AFTER_S, 2.0**attempt)):
+                    break
+        raise requests.exceptions.ConnectionError(f"start job {title!r}: no answer")  # -> start_failed, restarted
+
     def _find_remote_job(self, connection: Connection, key: str) -> Optional[str]:
-        jobs = self._with_retries(lambda: connection.list_jobs(limit=None), what="list jobs")
-        for job in jobs or []:
-            if f"[wac:{key}]" in (job.get("title") or ""):
-                return job["id"]
+        """The backend's job whose title carries ``[wac:<key>]``: every page of ``GET /jobs``, following
+        ``next`` links (openeo's ``list_jobs`` reads the first page only; real accounts hold thousands)."""
+        marker = f"[wac:{key}]"
+        path: Optional[str] = f"/jobs?limit={LISTING_PAGE}"
+        for _ in range(MAX_LISTING_PAGES):
+            page = self._with_retries(lambda p=path: connection.get(p, expected_status=200).json(), what="list jobs")
+            found = [job for job in page.get("jobs", []) if marker in (job.get("title") or "")]
+            if found:
+                return max(found, key=lambda job: job.get("created") or "")["id"]  # the newest, if ever two
+            href = next((link.get("href") for link in page.get("links", []) if link.get("rel") == "next"), None)
+            root = connection.root_url.rstrip("/")
+            if not href:
+                return None
+            if not href.startswith(root):  # never send the token to another host
+                _log.warning("job listing's next page %s is not on %s; not followed", href, root)
+                return None
+            path = href[len(root) :]
         return None
 
     def _with_retries(self, call: Callable, what: str, attempts: int = 4):
@@ -460,7 +534,7 @@ class ExtractionRunner:
         for attempt in range(1, attempts + 1):
             try:
                 return call()
-            except OpenEoApiError as exc:
+            except OpenEoApiPlainError as exc:
                 if exc.http_status_code not in TRANSIENT_HTTP or attempt == attempts:
                     if exc.http_status_code in TRANSIENT_HTTP:
                         raise requests.exceptions.ConnectionError(f"{what}: {exc}") from exc  # -> start_failed
@@ -510,7 +584,7 @@ class ExtractionRunner:
             except DownloadCancelled:
                 self.tracker.update_row(index, result_status=None)
                 return
-            except OpenEoApiError as exc:
+            except OpenEoApiPlainError as exc:
                 if is_auth_error(exc):  # downloaded again after the new sign-in
                     self.tracker.update_row(index, result_status=None)
                     return
@@ -548,7 +622,7 @@ class ExtractionRunner:
         index = row.name
         try:
             logs = job.logs(level="error")
-        except (OpenEoApiError, requests.RequestException) as exc:
+        except (OpenEoApiPlainError, requests.RequestException) as exc:
             logs = [{"level": "error", "message": f"could not fetch the job's log: {exc}"}]
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         (self.logs_dir / f"{safe_asset_name(job.job_id)}.json").write_text(json.dumps(list(logs), indent=2))
@@ -563,7 +637,7 @@ class ExtractionRunner:
                 try:
                     connection.job(row["id"]).stop()
                     self._observed.persist(pd.DataFrame([{"status": "canceled"}], index=[index]))
-                except (OpenEoApiError, requests.RequestException) as exc:
+                except (OpenEoApiPlainError, requests.RequestException) as exc:
                     _log.warning("could not cancel job %s: %s", row["id"], exc)
 
     def _cancel_stuck_jobs(self) -> None:
@@ -579,7 +653,7 @@ class ExtractionRunner:
             try:
                 if connection is not None and isinstance(row.get("id"), str):
                     connection.job(row["id"]).stop()
-            except (OpenEoApiError, requests.RequestException) as exc:
+            except (OpenEoApiPlainError, requests.RequestException) as exc:
                 _log.warning("could not cancel stuck job %s: %s", row.get("id"), exc)
             message = (f"still queued on the backend after {self.max_queued_seconds / 60:.1f} min: cancelled there; "
                        "use Retry to queue it again")  # fmt: skip

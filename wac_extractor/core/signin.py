@@ -16,7 +16,7 @@ from typing import Callable, Optional, Union
 
 import openeo
 import requests
-from openeo.rest import OpenEoApiError, OpenEoClientException
+from openeo.rest import OpenEoApiPlainError, OpenEoClientException
 from openeo.rest.auth.config import RefreshTokenStore
 from openeo.rest.auth.oidc import OidcException
 
@@ -180,7 +180,9 @@ class BackendLogin:
 
 def is_auth_error(exc: BaseException) -> bool:
     """Whether an error means the backend no longer accepts our sign-in."""
-    return isinstance(exc, OpenEoApiError) and (exc.code in AUTH_ERROR_CODES or exc.http_status_code == 401)
+    if not isinstance(exc, OpenEoApiPlainError):  # JSON errors and plain ones (a proxy's 401 page)
+        return False
+    return getattr(exc, "code", None) in AUTH_ERROR_CODES or exc.http_status_code == 401
 
 
 def signed_in_as(connection: openeo.Connection) -> str:
