@@ -26,6 +26,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime
 from qgis.PyQt.QtGui import QColor
 
 from .core.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, MonthComposite
+from .core.hdf5_quiet import quiet_hdf5
 from .core.tracker import TABLE
 from .job_model import STATUS_COLOURS
 
@@ -65,7 +66,10 @@ def style_composite(layer: QgsRasterLayer, composite: MonthComposite) -> None:
         )
         shader = QgsRasterShader()
         shader.setRasterShaderFunction(ramp)
-        layer.setRenderer(QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader))
+        renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+        renderer.setClassificationMin(NDVI_RAMP[0][0])  # the legend's range (NaN otherwise)
+        renderer.setClassificationMax(NDVI_RAMP[-1][0])
+        layer.setRenderer(renderer)
         return
     renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
     _stretch(renderer, layer, STRETCH[composite.kind])
@@ -83,6 +87,7 @@ def set_month(layer: QgsRasterLayer, composite: MonthComposite) -> None:
 
 
 def composite_layer(composite: MonthComposite, name: str) -> QgsRasterLayer:
+    quiet_hdf5()  # opened in worker threads too
     layer = QgsRasterLayer(str(composite.path), name, "gdal")
     if not layer.isValid():
         raise ValueError(f"{composite.path} does not open as a raster layer.")
@@ -190,6 +195,7 @@ def style_job_tiles(layer: QgsVectorLayer) -> None:
 
 def band_layers(result: Path, variables: Iterable[str], month_index: int, month: str) -> List[QgsRasterLayer]:
     """Single-band layers of one month of a result NetCDF (``NETCDF:"file":VAR``), grey, NaN transparent."""
+    quiet_hdf5()
     layers = []
     for variable in variables:
         layer = QgsRasterLayer(f'NETCDF:"{result}":{variable}', f"{variable} {month}", "gdal")

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 from xml.sax.saxutils import escape
 
+from .hdf5_quiet import quiet_hdf5
+
 S2_TRUE_COLOUR = ("B04", "B03", "B02")
 S1_BANDS = ("VV", "VH")
 
@@ -85,6 +87,7 @@ class MonthComposite:
 def _gdal():
     from osgeo import gdal
 
+    quiet_hdf5()
     gdal.UseExceptions()
     return gdal
 

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 import requests
 
+from .hdf5_quiet import quiet_hdf5
+
 _log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
@@ -111,6 +113,7 @@ def check_netcdf(
     from osgeo import gdal
 
     gdal.UseExceptions()
+    quiet_hdf5()
     try:
         dataset = gdal.Open(str(path))
     except RuntimeError as exc:
