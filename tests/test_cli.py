@@ -73,3 +73,19 @@ def test_status_lists_counts_and_failed_jobs(tmp_path):
     assert result.returncode == 0
     assert "error: 1, finished: 1, not_started: 6 (total 8)" in result.stdout
     assert "j-x" in result.stdout and "out of memory" in result.stdout and "j-y" not in result.stdout
+
+
+def test_status_tells_finished_jobs_whose_downloads_failed_from_downloaded_ones(tmp_path):
+    """All 8 jobs finished on the backend, all 8 downloads refused (HTTP 401): not "finished: 8" alone."""
+    assert cli(*NOTEBOOK_PLAN, "--out", str(tmp_path / "jobs.gpkg")).returncode == 0
+    tracker = open_tracker(tmp_path / "jobs.gpkg")
+    for index in range(8):
+        message = f"download failed: GET http://backend/jobs/j-{index}/results/assets/openEO.nc answered HTTP 401"
+        tracker.update_row(index, status="finished", id=f"j-{index}", result_status="failed", error_message=message)
+    result = cli("status", "--jobs", str(tmp_path / "jobs.gpkg"))
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "finished: 8 (total 8)"
+    assert lines[1].startswith("results of 8 finished jobs: 0 downloaded, 8 failed, 0 not downloaded yet; first")
+    assert lines[1].endswith("answered HTTP 401")
+    assert len([line for line in lines if "\tdownload failed\t" in line]) == 8

@@ -55,7 +55,7 @@ from .backend_panel import BackendPanel
 from .core.planning import PlanRequest, plan_aois, summarize
 from .core.process_graphs import COLLECTIONS
 from .core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
-from .core.runner import check_writable
+from .core.runner import check_writable, result_counts
 from .core.tiling import area_km2
 from .core.tracker import TrackerError, open_tracker
 from .job_model import JobTableModel
@@ -591,9 +591,14 @@ class WacDock(QgsDockWidget):
             return
         state = "cancelled" if summary.cancelled else "finished"
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.counts.items()))
-        level = Qgis.Success if not summary.cancelled and set(summary.counts) <= {"finished"} else Qgis.Warning
-        self.iface.messageBar().pushMessage(LOG_TAG, f"Run {state} ({counts}).", level, 8)
-        QgsMessageLog.logMessage(f"Run {state}: {counts}; {summary.downloaded} results loaded", LOG_TAG, Qgis.Info)
+        clean = not summary.cancelled and set(summary.counts) <= {"finished"} and not summary.downloads_failed
+        results = f"{summary.downloaded} results loaded"
+        if summary.downloads_failed and self.tracker is not None:  # finished on the backend is not a result here
+            results = str(result_counts(self.tracker))
+        self.iface.messageBar().pushMessage(
+            LOG_TAG, f"Run {state} ({counts}); {results}.", Qgis.Success if clean else Qgis.Warning, 8 if clean else 0
+        )
+        QgsMessageLog.logMessage(f"Run {state}: {counts}; {results}", LOG_TAG, Qgis.Info)
 
     @pyqtSlot(str)
     def on_failed(self, message: str) -> None:

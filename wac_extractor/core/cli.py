@@ -16,7 +16,7 @@ from shapely.geometry.base import BaseGeometry
 from .connect import CDSE_URL, check_backend
 from .planning import PlanRequest, plan_aois, plan_grid, summarize
 from .recipes import DEFAULT_RECIPE, RECIPES
-from .runner import BackendSpec, ExtractionRunner, JobEvent, RunProgress, iter_failed
+from .runner import BackendSpec, ExtractionRunner, JobEvent, RunProgress, iter_failed, result_counts
 from .signin import (
     SIGN_IN_METHODS,
     BackendLogin,
@@ -199,6 +199,8 @@ def command_run(args) -> int:
         print("interrupted: the tracker keeps every job; run the same command again to resume.")
         return 130
     print(f"done in {summary.seconds:.0f}s: {summary.counts}; {summary.downloaded} results downloaded and checked")
+    if summary.downloads_failed:
+        print(result_counts(tracker))
     return 0 if not summary.downloads_failed and set(summary.counts) <= {"finished"} else 1
 
 
@@ -222,9 +224,12 @@ def command_status(args) -> int:
     print(
         ", ".join(f"{status}: {count}" for status, count in sorted(counts.items())) + f" (total {sum(counts.values())})"
     )
+    if counts.get("finished"):
+        print(result_counts(tracker))  # "finished" on the backend is not a result here
     for row in iter_failed(tracker):
         message = row.get("error_message") if isinstance(row.get("error_message"), str) else ""
-        print(f"  {row.name}\t{row.get('status')}\t{row.get('id') or '-'}\t{row.get('title')}\t{message}")
+        status = "download failed" if row.get("status") == "finished" else row.get("status")
+        print(f"  {row.name}\t{status}\t{row.get('id') or '-'}\t{row.get('title')}\t{message}")
     return 0
 
 

@@ -719,6 +719,34 @@ def pending_jobs(tracker: Tracker) -> int:
 
 
 def iter_failed(tracker: Tracker) -> Iterable[pd.Series]:
+    """Jobs that ended without a usable result: failed on the backend, or finished but not downloaded."""
     failed = tracker.get_by_status(["error", "start_failed", "skipped", "canceled"])
     for _, row in failed.iterrows():
         yield row
+    for _, row in tracker.get_by_status(["finished"]).iterrows():
+        if row.get("result_status") == "failed":
+            yield row
+
+
+@dataclass
+class ResultCounts:
+    """What became of the finished jobs' results (a job can be finished on the backend, its result not here)."""
+
+    downloaded: int
+    failed: int
+    waiting: int
+    first_error: str = ""
+
+    def __str__(self) -> str:
+        text = f"results of {self.downloaded + self.failed + self.waiting} finished jobs: {self.downloaded} downloaded"
+        text += f", {self.failed} failed, {self.waiting} not downloaded yet"
+        return text + (f"; first error: {self.first_error}" if self.first_error else "")
+
+
+def result_counts(tracker: Tracker) -> ResultCounts:
+    finished = tracker.get_by_status(["finished"])
+    status = finished.get("result_status", pd.Series(index=finished.index, dtype=object))
+    failed = finished[status == "failed"]
+    messages = [m for m in failed.get("error_message", pd.Series(dtype=object)) if isinstance(m, str) and m]
+    downloaded, failures = int((status == "ok").sum()), len(failed)
+    return ResultCounts(downloaded, failures, len(finished) - downloaded - failures, messages[0] if messages else "")
