@@ -44,6 +44,10 @@ class LocalBackend:
     def reset(self):
         return self.control("reset", {})
 
+    def storage(self):
+        """The storage origin's URL and what reached it: [{"path", "authorization": bool}]."""
+        return self.control("storage")
+
     def prefill(self, count: int, user: str = "demo"):
         """``count`` older finished jobs in ``user``'s account (listed after the new ones, across pages)."""
         return self.control("prefill", {"user": user, "count": count})

@@ -109,3 +109,27 @@ def test_every_other_call_survives_gateway_errors(gateway, tmp_path, body):
     assert summary.counts == {"finished": 2} and summary.downloaded == 2
     assert len(new_jobs(gateway)) == 2
     assert gateway.requests().get("FAULT /502") == 4
+
+
+@pytest.mark.parametrize("mode", ["signed", "redirect"])
+def test_assets_on_a_second_origin_download_without_our_token(backend, tmp_path, mode):
+    """Signed URLs to a storage host, or a 302 from the API to one: downloaded, and no token sent there."""
+    backend.configure(asset_mode=mode)
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:2])
+    summary = run(backend, tracker, tmp_path / "out", parallel=2)
+    assert summary.counts == {"finished": 2} and summary.downloaded == 2
+    storage = backend.storage()
+    downloads = [r for r in storage["requests"] if r["path"].startswith("/signed/")]
+    assert len(downloads) == 2  # each result came from the storage origin
+    assert not any(r["authorization"] for r in storage["requests"])  # and never with our token
+    assert storage["url"].split(":")[-1] != backend.url.split(":")[-1]  # another origin (port)
+
+
+def test_without_a_signature_the_storage_refuses(backend):
+    """The storage checks its signatures: the test above would fail if anything could fetch there."""
+    import requests
+
+    response = requests.get(
+        backend.storage()["url"] + "/signed/j-1/openEO.nc?expires=9999999999&signature=x", timeout=10
+    )
+    assert response.status_code == 403

@@ -128,6 +128,7 @@ class BackendConfig:
     truncate_downloads: int = 0  # that many next downloads are cut in half
     download_delay: float = 0.0  # seconds per 64 KiB chunk
     fake_content_length: int = 0  # a hostile backend: advertise this many bytes for every asset
+    asset_mode: str = "api"  # api: assets on the API host; signed: signed URLs on a storage origin; redirect: 302 there
     max_workers: int = 2
 
 
@@ -182,6 +183,19 @@ class Backend:
         self.lock = threading.RLock()
         self.rng = random.Random(42)
         self.pool = ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="job")
+        self.storage_url = ""  # the second origin serving signed asset URLs (set by make_server)
+        self.storage_requests: List[dict] = []  # what reached it: path and whether it carried an Authorization
+        self.signing_key = secrets.token_bytes(16)
+
+    def signed_url(self, job_id: str, name: str) -> str:
+        expires = int(time.time()) + 3600
+        signature = hashlib.sha256(self.signing_key + f"{job_id}/{name}/{expires}".encode()).hexdigest()[:32]
+        return f"{self.storage_url}/signed/{job_id}/{name}?expires={expires}&signature={signature}"
+
+    def signature_ok(self, job_id: str, name: str, query: dict) -> bool:
+        expires = int((query.get("expires") or ["0"])[0])
+        wanted = hashlib.sha256(self.signing_key + f"{job_id}/{name}/{expires}".encode()).hexdigest()[:32]
+        return expires > time.time() and secrets.compare_digest(wanted, (query.get("signature") or [""])[0])
 
     # --- jobs --------------------------------------------------------------------------------
     def duration(self, job_id: str, bounds: List[float]) -> float:
@@ -535,9 +549,12 @@ class Handler(BaseHTTPRequestHandler):
         if rest == ["results"] and method == "GET":
             if job.status != "finished":
                 return self.error(400, "JobNotFinished", f"Job {job.id} has status {job.status}.")
+            signed = backend.config.asset_mode == "signed"
             assets = {
                 name: {
-                    "href": f"{self.root}/jobs/{job.id}/results/assets/{name}",
+                    "href": backend.signed_url(job.id, name)
+                    if signed
+                    else f"{self.root}/jobs/{job.id}/results/assets/{name}",
                     "type": "application/x-netcdf",
                     "roles": ["data"],
                     "title": name,
@@ -561,6 +578,17 @@ class Handler(BaseHTTPRequestHandler):
         path = backend.work_dir / job.id / name
         if name not in job.assets or not path.is_file():
             return self.error(404, "AssetNotFound", f"No asset {name!r} for job {job.id}.")
+        if backend.config.asset_mode == "redirect":  # as backends that keep results in object storage do
+            self.send_response(302)
+            self.send_header("Location", backend.signed_url(job.id, name))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        self.send_file(path)
+        return None
+
+    def send_file(self, path: Path) -> None:
+        backend = self.backend
         data = path.read_bytes()
         with backend.lock:
             truncate = backend.config.truncate_downloads > 0
@@ -586,6 +614,9 @@ class Handler(BaseHTTPRequestHandler):
             with backend.lock:
                 jobs = [{"id": j.id, "title": j.title, "status": j.status} for j in backend.jobs.values()]
             return self.send_json(200, {"jobs": jobs})
+        if method == "GET" and path == "/_control/storage":
+            with backend.lock:
+                return self.send_json(200, {"url": backend.storage_url, "requests": list(backend.storage_requests)})
         if method == "GET" and path == "/_control/requests":
             with backend.lock:
                 return self.send_json(200, dict(backend.request_counts))
@@ -624,8 +655,29 @@ class Handler(BaseHTTPRequestHandler):
                 backend.faults.clear()
                 backend.request_counts.clear()
                 backend.config = BackendConfig()
+                backend.storage_requests.clear()
             return self.send_json(200, {})
         return self.error(404, "NotFound", f"{method} {path} is not a control endpoint.")
+
+
+class StorageHandler(Handler):
+    """The storage origin: serves assets by signed URL only; records whether a request carried a token."""
+
+    def dispatch(self, method: str) -> None:
+        parsed = urlparse(self.path)
+        parts = parsed.path.strip("/").split("/")
+        backend = self.backend
+        with backend.lock:
+            backend.storage_requests.append({"path": parsed.path, "authorization": "Authorization" in self.headers})
+        if method != "GET" or len(parts) != 3 or parts[0] != "signed":
+            return self.error(404, "NotFound", f"{method} {parsed.path} is not on this storage.")
+        job_id, name = parts[1], parts[2]
+        if not backend.signature_ok(job_id, name, parse_qs(parsed.query)):
+            return self.error(403, "SignatureInvalid", "The URL's signature is invalid or expired.")
+        path = backend.work_dir / job_id / name
+        if not path.is_file():
+            return self.error(404, "AssetNotFound", f"No asset {name!r}.")
+        return self.send_file(path)
 
 
 def make_server(
@@ -637,4 +689,10 @@ def make_server(
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     server.backend = backend
+    # A second origin (another port) for signed asset URLs, as real backends' object storage.
+    storage = ThreadingHTTPServer((host, 0), type("BoundStorageHandler", (StorageHandler,), {"backend": backend}))
+    storage.daemon_threads = True
+    backend.storage_url = f"http://{host}:{storage.server_address[1]}"
+    threading.Thread(target=storage.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="storage").start()
+    server.storage = storage
     return server
