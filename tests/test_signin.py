@@ -213,3 +213,16 @@ def test_tls_verification_is_on(tmp_path):
             BackendLogin(f"https://127.0.0.1:{server.server_address[1]}", SignIn("none"), retry=False)()
     finally:
         server.shutdown()
+
+
+def test_check_backend_reports_missing_collections_and_processes(backend):
+    """A backend that lacks what the jobs need (hidden here) is reported before anything runs."""
+    backend.configure(hidden_collections=["SENTINEL1_GLOBAL_MOSAICS"], hidden_processes=["apply_kernel", "quantiles"])
+    connection = BackendLogin(backend.url, SignIn("basic", "demo", "demo"))()
+    report = check_backend(connection, user=signed_in_as(connection))
+    assert not report.ok
+    assert report.missing_collections == ["SENTINEL1_GLOBAL_MOSAICS"]
+    assert report.missing_processes == ["apply_kernel", "quantiles"]  # the LCFM recipe's, read from its graphs
+    lines = report.lines()
+    assert "missing collections: SENTINEL1_GLOBAL_MOSAICS" in lines
+    assert "missing processes: apply_kernel, quantiles" in lines

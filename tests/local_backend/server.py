@@ -128,6 +128,8 @@ class BackendConfig:
     truncate_downloads: int = 0  # that many next downloads are cut in half
     download_delay: float = 0.0  # seconds per 64 KiB chunk
     fake_content_length: int = 0  # a hostile backend: advertise this many bytes for every asset
+    hidden_collections: List[str] = field(default_factory=list)  # not listed: Test connection reports them
+    hidden_processes: List[str] = field(default_factory=list)
     asset_mode: str = "api"  # api: assets on the API host; signed: signed URLs on a storage origin; redirect: 302 there
     max_workers: int = 2
 
@@ -394,7 +396,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/oidc"):
             return self.oidc_route(method, path, query)
         if method == "GET" and path == "/collections":
-            ids = ["SENTINEL2_L2A", "SENTINEL1_GLOBAL_MOSAICS"]
+            ids = [
+                c for c in ("SENTINEL2_L2A", "SENTINEL1_GLOBAL_MOSAICS") if c not in backend.config.hidden_collections
+            ]
             return self.send_json(200, {"collections": [collection_metadata(self.root, c) for c in ids], "links": []})
         if method == "GET" and path.startswith("/collections/"):
             try:
@@ -404,7 +408,9 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/processes":
             from .executor import process_specs
 
-            return self.send_json(200, {"processes": process_specs(backend.config.scl_dilation), "links": []})
+            hidden = set(backend.config.hidden_processes)
+            listed = [p for p in process_specs(backend.config.scl_dilation) if p["id"] not in hidden]
+            return self.send_json(200, {"processes": listed, "links": []})
         if method == "GET" and path == "/file_formats":
             netcdf = {"title": "Network Common Data Form", "gis_data_types": ["raster"], "parameters": {}}
             return self.send_json(200, {"input": {}, "output": {"netCDF": netcdf}})
