@@ -56,11 +56,23 @@ def windows_layer() -> QgsVectorLayer:
 
 def parameters(backend, tmp_path, **extra):
     return {
-        "AOI": windows_layer(), "START": "2023-01-01", "END": "2023-04-01", "WINDOW_MONTHS": 3, "SENSORS": [0, 1],
-        "MAX_CLOUD_COVER": 85, "ONE_JOB_PER_FEATURE": True, "BACKEND": backend.url, "PARALLEL_JOBS": 2,
-        "AUTH": 1, "USERNAME": "demo", "POLL_SECONDS": 0.3, "OUTPUT_FOLDER": str(tmp_path / "out"),
-        "TRACKER": str(tmp_path / "jobs.gpkg"), **extra,
-    }  # fmt: skip
+        "AOI": windows_layer(),
+        "START": "2023-01-01",
+        "END": "2023-04-01",
+        "WINDOW_MONTHS": 3,
+        "SENSORS": [0, 1],
+        "MAX_CLOUD_COVER": 85,
+        "ONE_JOB_PER_FEATURE": True,
+        "BACKEND": backend.url,
+        "PARALLEL_JOBS": 2,
+        "AUTH": 1,
+        "USERNAME": "demo",
+        "POLL_SECONDS": 0.3,
+        "OUTPUT_FOLDER": str(tmp_path / "out"),
+        "TRACKER": str(tmp_path / "jobs.gpkg"),
+        "RECIPE": 1,
+        **extra,
+    }  # fmt: skip  (RECIPE 1: the light monthly recipe; test_the_recipe_parameter checks the default)
 
 
 class Feedback(QgsProcessingFeedback):
@@ -123,11 +135,16 @@ def test_algorithm_honours_cancel(algorithm, backend, tmp_path, monkeypatch):
     deadline = time.monotonic() + 30
     while not any(j["status"] == "running" for j in backend.jobs()) and time.monotonic() < deadline:
         time.sleep(0.2)
+    running = [j["id"] for j in backend.jobs() if j["status"] == "running"]
+    assert running, "no job ran before the cancel: the test would prove nothing"
     cancelled_at = time.monotonic()
     feedback.cancel()
     worker.join(15)
     assert not worker.is_alive() and time.monotonic() - cancelled_at < 5
-    assert open_tracker(tmp_path / "jobs.gpkg").count_by_status().get("finished", 0) < 8
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()
+    assert len(jobs) == 8 and "finished" not in set(jobs["status"])  # stopped mid-run, every job kept
+    kept = jobs.set_index("id")["status"]
+    assert all(kept.get(job_id) in ("queued", "running") for job_id in running)  # the running ones still tracked
 
 
 def test_algorithm_runs_inside_a_model(algorithm, backend, tmp_path, monkeypatch):
@@ -158,3 +175,22 @@ def test_algorithm_runs_inside_a_model(algorithm, backend, tmp_path, monkeypatch
     results, ok = model.run({"fields": windows_layer()}, QgsProcessingContext(), feedback)
     assert ok, feedback.errors
     assert open_tracker(tmp_path / "jobs.gpkg").count_by_status() == {"finished": 4}
+
+
+def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorithm, backend, tmp_path, monkeypatch):
+    definition = algorithm.parameterDefinition("RECIPE")
+    assert definition.options() == ["LCFM features", "Monthly composites (quick look)"]
+    assert definition.defaultValue() == 0
+    monkeypatch.setenv("WAC_PASSWORD", "demo")
+    backend.configure(run_seconds=[60, 60])  # planned and created, then cancelled: the recipe is what is checked
+    feedback = Feedback()
+    params = parameters(backend, tmp_path)
+    del params["RECIPE"]
+    worker = threading.Thread(target=lambda: algorithm.run(params, QgsProcessingContext(), feedback))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not backend.jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    feedback.cancel()
+    worker.join(15)
+    assert set(open_tracker(tmp_path / "jobs.gpkg").read()["recipe"]) == {"lcfm"}

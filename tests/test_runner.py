@@ -378,6 +378,34 @@ def test_hostile_asset_names_never_leave_the_job_folder(name):
     assert "/" not in safe and "\\" not in safe and safe not in (".", "..") and not safe.startswith(".")
 
 
+@pytest.mark.parametrize("key", ["../../evil.nc", ".."])
+def test_hostile_asset_names_served_by_a_backend_never_leave_the_job_folder(backend, tmp_path, key):
+    """The backend lists its result under a hostile name: kept inside <output>/<job id>/ or refused."""
+    backend.configure(asset_key=key)
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".nc", ".part")]
+    job_folder = tmp_path / "out" / tracker.read().iloc[0]["id"]
+    assert all(p.parent == job_folder for p in written)
+    if key == "..":
+        assert summary.downloads_failed == 1 and not written
+        assert "not a plain file name" in tracker.read().iloc[0]["error_message"]
+    else:
+        assert summary.downloaded == 1 and [p.name for p in written] == ["evil.nc"]
+
+
+def test_retry_after_is_capped_at_30_seconds():
+    """A backend asking to wait an hour (Retry-After: 3600) gets 30 s from the HTTP retries."""
+    from urllib3.response import HTTPResponse
+
+    from wac_extractor.core.runner import MAX_RETRY_AFTER_S, resilient_adapter
+
+    retry = resilient_adapter().max_retries
+    assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "3600"})) == MAX_RETRY_AFTER_S == 30
+    assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "2"})) == 2
+    assert 503 in retry.status_forcelist and "POST" not in retry.allowed_methods  # POST /jobs: the runner's own
+
+
 def test_a_job_the_backend_refuses_is_skipped_with_the_reason(backend, tmp_path):
     backend.faults({"status": 400, "method": "POST", "path": "^/jobs$", "times": 1})
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())

@@ -189,12 +189,30 @@ def test_one_run_on_two_backends_each_with_its_own_sign_in_and_parallel_jobs(bac
     oidc = BackendLogin(backend.url, SignIn("oidc", device_ui=Approver(backend).ui()))
     service = BackendLogin(other_url, SignIn("client_credentials", "wac-service", "service-secret"))
     specs = [(BackendSpec(backend.url, parallel_jobs=1), oidc), (BackendSpec(other_url, parallel_jobs=3), service)]
-    plan = notebook_jobs()
-    tracker = create_tracker(tmp_path / "jobs.gpkg", plan)
-    summary = ExtractionRunner(tracker, tmp_path / "out", specs, poll_interval=0.3).run()
+    backend.configure(queue_seconds=[0.5, 0.5], run_seconds=[2, 2])  # long enough to see jobs side by side
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
+    busiest = {}  # backend name -> most jobs active on it at once, sampled from the tracker
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            jobs = tracker.snapshot()
+            active = jobs[jobs["status"].isin(["created", "queued_for_start", "queued", "running"])]
+            for name, count in active["backend_name"].value_counts().items():
+                busiest[name] = max(busiest.get(name, 0), int(count))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        summary = ExtractionRunner(tracker, tmp_path / "out", specs, poll_interval=0.3).run()
+    finally:
+        done.set()
+        sampler.join()
     assert summary.counts == {"finished": 8} and summary.downloaded == 8
-    used = tracker.read()["backend_name"].value_counts()
-    assert set(used.index) == {backend.url.split("//")[1], other_url.split("//")[1]}
+    one, three = backend.url.split("//")[1], other_url.split("//")[1]
+    assert set(tracker.read()["backend_name"]) == {one, three}
+    assert busiest[one] == 1 and 1 < busiest[three] <= 3  # each backend's own parallel limit
     assert len(backend.jobs()) == 8
 
 

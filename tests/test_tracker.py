@@ -105,7 +105,12 @@ def test_csv_write_is_atomic(tmp_path, jobs, monkeypatch):
     tracker = create_tracker(tmp_path / "jobs.csv", jobs)
     before = (tmp_path / "jobs.csv").read_bytes()
 
-    def crash(*args, **kwargs):
+    real_to_csv = pd.DataFrame.to_csv
+
+    def crash(frame, stream, *args, **kwargs):  # the disk fills up half-way through the write
+        text = real_to_csv(frame, None, *args, **kwargs)
+        stream.write(text[: len(text) // 2])
+        stream.flush()
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", crash)

@@ -162,7 +162,12 @@ class OidcProvider:
             if body.get("revoke"):
                 self.access_tokens.clear()
                 self.refresh_tokens.clear()
-            return {"approved": approved, "pending": self.pending_codes(), "grants": dict(self.grants)}
+            return {
+                "approved": approved,
+                "pending": self.pending_codes(),
+                "grants": dict(self.grants),
+                "access_tokens": list(self.access_tokens),
+            }  # fmt: skip  (test-only: for secret greps)
 
     def reset(self) -> None:
         with self.lock:

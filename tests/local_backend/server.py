@@ -130,6 +130,7 @@ class BackendConfig:
     fake_content_length: int = 0  # a hostile backend: advertise this many bytes for every asset
     hidden_collections: List[str] = field(default_factory=list)  # not listed: Test connection reports them
     hidden_processes: List[str] = field(default_factory=list)
+    asset_key: str = ""  # a hostile backend: list every asset under this name (the file is still served)
     asset_mode: str = "api"  # api: assets on the API host; signed: signed URLs on a storage origin; redirect: 302 there
     max_workers: int = 2
 
@@ -557,7 +558,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(400, "JobNotFinished", f"Job {job.id} has status {job.status}.")
             signed = backend.config.asset_mode == "signed"
             assets = {
-                name: {
+                (backend.config.asset_key or name): {
                     "href": backend.signed_url(job.id, name)
                     if signed
                     else f"{self.root}/jobs/{job.id}/results/assets/{name}",
