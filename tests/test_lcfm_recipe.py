@@ -17,6 +17,7 @@ from osgeo import gdal
 from wac_extractor.core import lcfm
 from wac_extractor.core.process_graphs import decode_cell, expected_result
 from wac_extractor.core.runner import BackendSpec, ExtractionRunner
+from wac_extractor.core.sentinel import load_bands
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
 
@@ -84,7 +85,7 @@ def reference_mask(scl: np.ndarray) -> dict:
 def download_raw(connection, row, folder):
     """B04 and SCL of a row's tile and window as the backend loads them (with the cloud filter)."""
     extent, window = decode_cell(row["spatial_extent"]), decode_cell(row["temporal_extent"])
-    raw = lcfm.load_bands("SENTINEL2_L2A", ["B04", "SCL"], extent, window, max_cloud_cover=row["max_cloud_cover"])
+    raw = load_bands("SENTINEL2_L2A", ["B04", "SCL"], extent, window, max_cloud_cover=row["max_cloud_cover"])
     job = connection.create_job(raw.save_result(format="netCDF"), title="raw B04 + SCL")
     job.start_and_wait(max_poll_interval=0.5, print=lambda *a: None)
     return job.get_results().download_files(folder)[0]

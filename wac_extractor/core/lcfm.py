@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 from openeo.extra.spectral_indices import append_and_rescale_indices
-from openeo.metadata import Band, BandDimension, CubeMetadata, SpatialDimension, TemporalDimension
 from openeo.processes import ProcessBuilder, and_, array_create, not_, or_
 from openeo.processes import any as any_
 from openeo.rest.datacube import DataCube
 
-from .sentinel import S1_COLLECTION, S2_COLLECTION, SCL_BAND
+from .sentinel import S1_COLLECTION, S2_COLLECTION, SCL_BAND, load_bands
 
 S1_INPUT_BANDS = ["VV", "VH"]
 # "VH/VV" in the notebook: a slash is not allowed in a NetCDF variable name.
@@ -70,23 +69,6 @@ def s1_variables() -> List[str]:
 
 def s2_variables(months: int) -> List[str]:
     return percentile_names(S2_BANDS) + month_names(S2_BANDS, months)
-
-
-def load_bands(
-    collection_id: str, bands: List[str], spatial_extent: Dict, temporal_extent: Sequence[str], **filters
-) -> DataCube:
-    """``load_collection`` without a connection, with the band metadata the client's helpers read."""
-    cube = DataCube.load_collection(
-        collection_id,
-        connection=None,
-        spatial_extent=spatial_extent,
-        temporal_extent=list(temporal_extent),
-        bands=bands,
-        fetch_metadata=False,
-        **filters,
-    )
-    cube.metadata = _band_metadata(bands)
-    return cube
 
 
 def _percentiles_as_bands(cube: DataCube, bands: Sequence[str]) -> DataCube:
@@ -160,17 +142,6 @@ def scl_mask(scl: DataCube) -> DataCube:
         .merge_cubes(observed.reduce_dimension(dimension="t", reducer="sum"), overlap_resolver="divide")
     )
     return mask.merge_cubes(masked_ratio > MAX_INVALID_RATIO, overlap_resolver=or_)
-
-
-def _band_metadata(bands: Sequence[str]) -> CubeMetadata:
-    return CubeMetadata(
-        dimensions=[
-            SpatialDimension(name="x", extent=[None, None]),
-            SpatialDimension(name="y", extent=[None, None]),
-            TemporalDimension(name="t", extent=[None, None]),
-            BandDimension(name="bands", bands=[Band(name) for name in bands]),
-        ]
-    )
 
 
 def sentinel2_cube(spatial_extent: Dict, temporal_extent: Sequence[str], max_cloud_cover: float, months: int):

@@ -6,7 +6,7 @@ from typing import Dict, List, Sequence
 
 from openeo.rest.datacube import DataCube
 
-from .sentinel import S1_COLLECTION, S2_COLLECTION, SCL_BAND
+from .sentinel import S1_COLLECTION, S2_COLLECTION, SCL_BAND, load_bands
 
 S2_BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 S1_BANDS = ["VV", "VH"]
@@ -40,15 +40,8 @@ def sentinel2_cube(
     spatial_extent: Dict, temporal_extent: Sequence[str], max_cloud_cover: float, has_scl_dilation: bool
 ) -> DataCube:
     """Monthly median composite of cloud-masked Sentinel-2 L2A reflectances."""
-    cube = DataCube.load_collection(
-        S2_COLLECTION,
-        connection=None,
-        spatial_extent=spatial_extent,
-        temporal_extent=list(temporal_extent),
-        bands=S2_BANDS + [SCL_BAND],
-        fetch_metadata=False,
-        max_cloud_cover=max_cloud_cover,
-    )
+    bands = S2_BANDS + [SCL_BAND]
+    cube = load_bands(S2_COLLECTION, bands, spatial_extent, temporal_extent, False, max_cloud_cover=max_cloud_cover)
     if has_scl_dilation:
         scl = cube.filter_bands([SCL_BAND])
         dilated = scl.process(SCL_DILATION_PROCESS, data=scl, scl_band_name=SCL_BAND, **SCL_DILATION_ARGS)
@@ -60,13 +53,6 @@ def sentinel2_cube(
 
 def sentinel1_cube(spatial_extent: Dict, temporal_extent: Sequence[str]) -> DataCube:
     """Monthly Sentinel-1 backscatter (VV, VH) from CDSE's global mosaics, in dB."""
-    cube = DataCube.load_collection(
-        S1_COLLECTION,
-        connection=None,
-        spatial_extent=spatial_extent,
-        temporal_extent=list(temporal_extent),
-        bands=S1_BANDS,
-        fetch_metadata=False,
-    )
+    cube = load_bands(S1_COLLECTION, S1_BANDS, spatial_extent, temporal_extent, band_metadata=False)
     monthly = cube.aggregate_temporal_period("month", reducer="mean")
     return monthly.apply(lambda x: 10 * x.log(10))
