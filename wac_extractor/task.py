@@ -87,10 +87,16 @@ class ExtractionTask(QgsTask):
         self.job_event.emit(event)
         if event.status == "downloaded":
             row = self.runner.tracker.get_by_indices([event.index]).iloc[0]
-            composites = self._row_composites(row)
-            if composites:  # layers are opened here, in the worker thread, not on the UI thread
-                label = str(row.get("tile_id") or event.index)
-                self.composites_ready.emit(event.index, prepare_layers(composites), label)
+            try:
+                composites = self._row_composites(row)
+                prepared = prepare_layers(composites)  # opened here, in the worker thread, not on the UI thread
+            except Exception as exc:  # the result is kept and checked; only its layers are missing: say so
+                _log.exception("layers of %s", event.title)
+                message = f"{event.title}: downloaded, but its layers could not be built: {exc}"
+                QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Warning)
+                return
+            if prepared:
+                self.composites_ready.emit(event.index, prepared, str(row.get("tile_id") or event.index))
         if event.status in ("error", "download_failed", "skipped"):
             QgsMessageLog.logMessage(f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.Warning)
 
