@@ -157,3 +157,17 @@ def test_the_recipe_choice_goes_into_the_plan_and_the_settings(qgis_iface, qgis_
     dock.recipe.setCurrentIndex(dock.recipe.findData("monthly"))
     dock.save_settings()
     assert WacDock(qgis_iface).recipe.currentData() == "monthly"
+
+
+def test_the_add_band_menu_lists_every_variable_of_a_result_by_band():
+    import pandas as pd
+
+    lcfm_s2 = pd.Series({"sentinel": 2, "recipe": "lcfm", "temporal_extent": '["2023-01-01", "2023-04-01"]'})
+    bands = WacDock.band_list(lcfm_s2)
+    assert list(bands) == ["B02", "B03", "B04", "B08", "B11", "B12", "NDVI"]
+    assert bands["NDVI"] == [f"NDVI_{s}" for s in ("P10", "P25", "P50", "P75", "P90", "M1", "M2", "M3")]
+    assert sum(map(len, bands.values())) == 56
+    lcfm_s1 = pd.Series({"sentinel": 1, "recipe": "lcfm", "temporal_extent": '["2023-01-01", "2023-04-01"]'})
+    assert list(WacDock.band_list(lcfm_s1)) == ["VV", "VH", "VH_VV"]
+    monthly_s1 = pd.Series({"sentinel": 1, "recipe": "monthly", "temporal_extent": '["2023-01-01", "2023-04-01"]'})
+    assert WacDock.band_list(monthly_s1) == {"VV": ["VV"], "VH": ["VH"]}
