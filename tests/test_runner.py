@@ -75,6 +75,9 @@ def test_notebook_grid_runs_end_to_end(backend, tmp_path):
             dataset = gdal.Open(f'NETCDF:"{path}":B04')  # keep the dataset alive while reading its band
             red = dataset.GetRasterBand(1).ReadAsArray()
             assert 100 < float(pd.Series(red.ravel()).median()) < 3000  # reflectance DN, clouds masked
+        else:  # the monthly recipe's S1 is in dB: negative tens, not linear power (0..1)
+            vv, vh = (gdal.Open(f'NETCDF:"{path}":{v}').ReadAsArray() for v in ("VV", "VH"))
+            assert -25 < vv.min() and vv.max() < -3 and -35 < vh.min() and vh.max() < -10
     usage = jobs[["cpu", "duration", "costs"]]
     assert usage.notna().all().all()
 
