@@ -136,7 +136,7 @@ class WacDock(QgsDockWidget):
         aoi_form.addRow(edit)
         layout.addWidget(aoi_box)
 
-        time_box, time_form = _section("Time and sensors")
+        time_box, time_form = _section("Time, recipe and sensors")
         self.start_date = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
         self.end_date = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
         self.window_months = QSpinBox(minimum=1, maximum=24, toolTip="Months per job (the time window of a job)")
