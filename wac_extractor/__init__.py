@@ -1,4 +1,4 @@
-"""WAC Extractor: Sentinel-1/2 monthly composites for many AOIs through openEO, from QGIS.
+"""WAC Extractor: Sentinel-1/2 LCFM features or monthly composites for many AOIs through openEO, from QGIS.
 
 ``core`` is plain Python (usable headless); everything else is QGIS glue, imported only when
 QGIS loads the plugin through :func:`classFactory`.

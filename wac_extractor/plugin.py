@@ -72,7 +72,7 @@ class WacExtractorPlugin:
         self.initProcessing()
         self.action = QAction(QIcon(str(resources_dir() / "icon.svg")), "WAC Extractor", self.iface.mainWindow())
         self.action.setCheckable(True)
-        self.action.setToolTip("Sentinel-1/2 monthly composites for many AOIs through openEO")
+        self.action.setToolTip("Sentinel-1/2 LCFM features or monthly composites for many AOIs through openEO")
         self.action.toggled.connect(self.toggle_dock)
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToWebMenu(MENU, self.action)
