@@ -89,3 +89,65 @@ def test_status_tells_finished_jobs_whose_downloads_failed_from_downloaded_ones(
     assert lines[1].startswith("results of 8 finished jobs: 0 downloaded, 8 failed, 0 not downloaded yet; first")
     assert lines[1].endswith("answered HTTP 401")
     assert len([line for line in lines if "\tdownload failed\t" in line]) == 8
+
+
+def cli_env(tmp_path, **extra):
+    """The test's private openeo home (refresh tokens) and the repo on the path."""
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(REPO), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), **extra}  # fmt: skip
+
+
+def test_login_with_a_device_code_then_logout(backend, tmp_path):
+    import re
+
+    env = cli_env(tmp_path)
+    command = [sys.executable, "-m", "wac_extractor", "login", "--backend", backend.url]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    first = process.stdout.readline()
+    code = re.search(r"enter the code (\S+)", first)
+    assert code, first
+    backend.oidc(approve=code.group(1))  # the person at the browser
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert f"openEO API 1.2.0 at {backend.url}, signed in as" in out and "save_result as netCDF: yes" in out
+    store = tmp_path / "xdg-data" / "openeo-python-client" / "refresh-tokens.json"
+    assert store.exists()
+    logout = subprocess.run([sys.executable, "-m", "wac_extractor", "logout", "--backend", backend.url],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=60)  # fmt: skip
+    assert logout.returncode == 0 and f"forgot 1 stored sign-in(s) for {backend.url}" in logout.stdout
+    assert "refresh_token" not in store.read_text()
+
+
+def test_run_with_client_credentials_on_two_backends_with_their_own_parallel_jobs(backend, tmp_path):
+    plan = ["plan", "--grid-origin", "664000,5611120", "--crs", "EPSG:32631", "--rows", "1", "--cols", "2",
+            "--start", "2023-01-01", "--months", "1", "--window-months", "1", "--sensors", "s1", "--recipe",
+            "monthly"]  # fmt: skip
+    assert cli(*plan, "--out", str(tmp_path / "jobs.gpkg")).returncode == 0
+    other = backend.url.replace("127.0.0.1", "localhost")
+    env = cli_env(tmp_path, WAC_CLIENT_SECRET="service-secret")
+    done = subprocess.run(
+        [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--output",
+         str(tmp_path / "out"), "--backend", backend.url, "--parallel", "1", "--backend", other, "--parallel", "1",
+         "--auth", "client_credentials", "--username", "wac-service", "--poll", "0.3", "--max-queued-hours", "1"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 results downloaded and checked" in done.stdout
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()
+    assert set(jobs["backend_name"]) == {backend.url.split("//")[1], other.split("//")[1]}  # one each (1 + 1 slots)
+    assert "service-secret" not in done.stdout + done.stderr
+
+
+def test_run_without_sign_in_on_a_backend_that_needs_one_says_so(backend, tmp_path):
+    assert cli(*NOTEBOOK_PLAN, "--out", str(tmp_path / "jobs.gpkg")).returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--output",
+         str(tmp_path / "out"), "--backend", backend.url, "--auth", "none", "--poll", "0.3"],
+        capture_output=True, text=True, cwd=REPO, env=cli_env(tmp_path), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1  # stopped at once, not looping on 401s
+    last = done.stderr.strip().splitlines()[-1]  # (openeo's manager logs its failed start with a traceback before)
+    assert "it needs a sign-in" in last and "run again" in last
+    assert set(open_tracker(tmp_path / "jobs.gpkg").read()["status"]) <= {"not_started", "start_failed"}

@@ -297,13 +297,17 @@ class Handler(BaseHTTPRequestHandler):
     def error(self, status: int, code: str, message: str, headers: Optional[dict] = None) -> None:
         self.send_json(status, {"id": uuid.uuid4().hex[:8], "code": code, "message": message}, headers)
 
+    def read_body(self) -> bytes:
+        """The request body, once (a second call gets b""): what a handler did not read is drained after it."""
+        length = 0 if getattr(self, "_body_read", False) else int(self.headers.get("Content-Length") or 0)
+        self._body_read = True
+        return self.rfile.read(length) if length else b""
+
     def read_json(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}") if length else {}
+        return json.loads(self.read_body() or b"{}")
 
     def read_form(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()} if length else {}
+        return {k: v[0] for k, v in parse_qs(self.read_body().decode()).items()}
 
     def user(self) -> tuple:
         """(user, None) for a valid bearer token, else (None, openEO error code)."""
@@ -326,6 +330,13 @@ class Handler(BaseHTTPRequestHandler):
         return user
 
     def dispatch(self, method: str) -> None:
+        self._body_read = False
+        try:
+            self._dispatch(method)
+        finally:
+            self.read_body()  # a request refused before its body was read (401) must not poison the connection
+
+    def _dispatch(self, method: str) -> None:
         parsed = urlparse(self.path)
         path = parsed.path.rstrip("/") or "/"
         query = parse_qs(parsed.query)

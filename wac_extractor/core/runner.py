@@ -364,6 +364,7 @@ class ExtractionRunner:
                 if sign_in_again is None:
                     raise SignInRequiredError("this backend's sign-in cannot be renewed during a run")
                 sign_in_again(connection)
+                self._check_accepted(connection)  # a sign-in that changes nothing (none) would loop for ever
             except (SignInRequiredError, SignInCancelledError, OpenEoClientException) as exc:
                 raise SignInLostError(
                     f"{name}: signing in again failed ({exc}); the run stopped. Sign in and run again: "
@@ -372,6 +373,14 @@ class ExtractionRunner:
             self._auth_suspects.discard(name)
             _log.info("%s: signed in again; the run carries on", name)
             self._resume()  # downloads that failed on the lost sign-in
+
+    @staticmethod
+    def _check_accepted(connection: Connection) -> None:
+        try:
+            connection.describe_account()
+        except OpenEoApiPlainError as exc:
+            if is_auth_error(exc):
+                raise SignInRequiredError(f"the backend still refuses it ({exc.message}); it needs a sign-in") from exc
 
     def _connection(self, backend_name: str) -> Optional[Connection]:
         if self._manager is None or backend_name not in self._manager.backends:
