@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -194,3 +195,46 @@ def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorit
     feedback.cancel()
     worker.join(15)
     assert set(open_tracker(tmp_path / "jobs.gpkg").read()["recipe"]) == {"lcfm"}
+
+
+def test_client_credentials_from_an_auth_configuration_on_two_backends(algorithm, backend, tmp_path, monkeypatch):
+    """AUTH 3 (client credentials) from a QGIS authentication configuration; BACKEND and PARALLEL_JOBS lists."""
+    from wac_extractor.credentials import save_credentials
+
+    from .conftest import unlock_auth_database
+
+    monkeypatch.delenv("WAC_PASSWORD", raising=False)
+    unlock_auth_database()
+    authcfg = save_credentials("WAC service account", "wac-service", "service-secret", backend.url)
+    other = backend.url.replace("127.0.0.1", "localhost")
+    params = parameters(backend, tmp_path, AUTH=3, AUTHCFG=authcfg, USERNAME="", BACKEND=f"{backend.url},{other}",
+                        PARALLEL_JOBS="1,2")  # fmt: skip
+    feedback = Feedback()
+    _, ok = algorithm.run(params, QgsProcessingContext(), feedback)
+    assert ok, feedback.errors
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()
+    assert set(jobs["status"]) == {"finished"} and len(jobs) == 8
+    assert set(jobs["backend_name"]) == {backend.url.split("//")[1], other.split("//")[1]}
+    assert "service-secret" not in (tmp_path / "jobs.gpkg").read_bytes().decode("latin-1")
+
+
+def test_tile_size_mode_tiles_the_layer_on_the_utm_grid(algorithm, backend, tmp_path, monkeypatch):
+    """ONE_JOB_PER_FEATURE off: the four 10 km windows (south edge 5611120, off the 5 km grid) tiled on the
+    5 km UTM grid: 3 x 3 tiles each (S1 only, one month)."""
+    monkeypatch.setenv("WAC_PASSWORD", "demo")
+    backend.configure(run_seconds=[60, 60])  # planned and created, then cancelled: the plan is what is checked
+    params = parameters(backend, tmp_path, ONE_JOB_PER_FEATURE=False, TILE_SIZE=5000, SENSORS=[0], END="2023-02-01",
+                        WINDOW_MONTHS=1)  # fmt: skip
+    feedback = Feedback()
+    worker = threading.Thread(target=lambda: algorithm.run(params, QgsProcessingContext(), feedback))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not backend.jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    feedback.cancel()
+    worker.join(15)
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()
+    assert len(jobs) == 36 and jobs["tile_id"].nunique() == 36
+    extents = [e if isinstance(e, dict) else json.loads(e) for e in jobs["spatial_extent"]]
+    assert all(e["east"] - e["west"] == 5000 and e["north"] - e["south"] == 5000 for e in extents)
+    assert all(e["west"] % 5000 == 0 and e["south"] % 5000 == 0 for e in extents)  # on the grid, not the windows
