@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRectangle, QgsSettings
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProject,
+    QgsRectangle,
+    QgsSettings,
+)
 from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QDate, QEvent, QPoint, Qt
 from qgis.PyQt.QtWidgets import QApplication
@@ -171,3 +180,22 @@ def test_the_add_band_menu_lists_every_variable_of_a_result_by_band():
     assert list(WacDock.band_list(lcfm_s1)) == ["VV", "VH", "VH_VV"]
     monthly_s1 = pd.Series({"sentinel": 1, "recipe": "monthly", "temporal_extent": '["2023-01-01", "2023-04-01"]'})
     assert WacDock.band_list(monthly_s1) == {"VV": ["VV"], "VH": ["VH"]}
+
+
+def test_map_extent_becomes_an_aoi_and_the_preview_draws_its_tiles(qgis_iface, qgis_canvas, qgis_new_project):
+    """'Map extent' adds the canvas extent (here 20 km x 20 km in UTM 31N) and the preview shows the job tiles."""
+    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock.from_extent.click()
+    assert len(dock.aois) == 1
+    drawn = QgsGeometry(dock.aois[0])
+    utm = qgis_canvas.mapSettings().destinationCrs()
+    to_utm = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), utm, QgsProject.instance())
+    drawn.transform(to_utm)
+    assert abs(drawn.area() - qgis_canvas.extent().area()) < 0.01 * qgis_canvas.extent().area()
+    dock.update_preview()
+    tiles = dock.plan.drop_duplicates("tile_id")
+    assert dock.summary.text().startswith(f"{len(dock.plan)} jobs: {len(tiles)} tiles")
+    assert dock.tile_band.numberOfVertices() >= 4 * len(tiles)  # every tile outlined on the map
+    dock.clear_all_aois()
+    dock.update_preview()
+    assert dock.plan is None and not dock.run_button.isEnabled() and dock.tile_band.numberOfVertices() == 0
