@@ -178,15 +178,10 @@ def test_algorithm_runs_inside_a_model(algorithm, backend, tmp_path, monkeypatch
     assert open_tracker(tmp_path / "jobs.gpkg").count_by_status() == {"finished": 4}
 
 
-def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorithm, backend, tmp_path, monkeypatch):
-    definition = algorithm.parameterDefinition("RECIPE")
-    assert definition.options() == ["LCFM features", "Monthly composites (quick look)"]
-    assert definition.defaultValue() == 0
-    monkeypatch.setenv("WAC_PASSWORD", "demo")
-    backend.configure(run_seconds=[60, 60])  # planned and created, then cancelled: the recipe is what is checked
+def plan_then_cancel(algorithm, backend, params) -> None:
+    """Run the algorithm until the backend has a job, then cancel: for tests about what was planned."""
+    backend.configure(run_seconds=[60, 60])
     feedback = Feedback()
-    params = parameters(backend, tmp_path)
-    del params["RECIPE"]
     worker = threading.Thread(target=lambda: algorithm.run(params, QgsProcessingContext(), feedback))
     worker.start()
     deadline = time.monotonic() + 30
@@ -194,6 +189,17 @@ def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorit
         time.sleep(0.2)
     feedback.cancel()
     worker.join(15)
+    assert not worker.is_alive()
+
+
+def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorithm, backend, tmp_path, monkeypatch):
+    definition = algorithm.parameterDefinition("RECIPE")
+    assert definition.options() == ["LCFM features", "Monthly composites (quick look)"]
+    assert definition.defaultValue() == 0
+    monkeypatch.setenv("WAC_PASSWORD", "demo")
+    params = parameters(backend, tmp_path)
+    del params["RECIPE"]
+    plan_then_cancel(algorithm, backend, params)
     assert set(open_tracker(tmp_path / "jobs.gpkg").read()["recipe"]) == {"lcfm"}
 
 
@@ -222,17 +228,9 @@ def test_tile_size_mode_tiles_the_layer_on_the_utm_grid(algorithm, backend, tmp_
     """ONE_JOB_PER_FEATURE off: the four 10 km windows (south edge 5611120, off the 5 km grid) tiled on the
     5 km UTM grid: 3 x 3 tiles each (S1 only, one month)."""
     monkeypatch.setenv("WAC_PASSWORD", "demo")
-    backend.configure(run_seconds=[60, 60])  # planned and created, then cancelled: the plan is what is checked
     params = parameters(backend, tmp_path, ONE_JOB_PER_FEATURE=False, TILE_SIZE=5000, SENSORS=[0], END="2023-02-01",
                         WINDOW_MONTHS=1)  # fmt: skip
-    feedback = Feedback()
-    worker = threading.Thread(target=lambda: algorithm.run(params, QgsProcessingContext(), feedback))
-    worker.start()
-    deadline = time.monotonic() + 30
-    while not backend.jobs() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    feedback.cancel()
-    worker.join(15)
+    plan_then_cancel(algorithm, backend, params)
     jobs = open_tracker(tmp_path / "jobs.gpkg").read()
     assert len(jobs) == 36 and jobs["tile_id"].nunique() == 36
     extents = [e if isinstance(e, dict) else json.loads(e) for e in jobs["spatial_extent"]]
