@@ -177,7 +177,7 @@ def bench_result_layers(tiles: int = 100) -> dict:
     ResultLoader("bench", project).add(prepared, tile_label="tile")  # the only part on the UI thread
     layer_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    for (_, month), parts in group_by_month(composites).items():
+    for (_, month, *_), parts in group_by_month(composites).items():
         mosaic(parts, work / f"mosaic_{month}.vrt")
     mosaic_seconds = time.perf_counter() - started
     result = {

@@ -117,8 +117,7 @@ class ExtractionTask(QgsTask):
         for _, row in finished.iterrows():
             epsg = str(row.get("tile_id") or "").split("_")[0]
             for composite in self._row_composites(row):
-                key = (composite.sentinel, composite.month, composite.kind, composite.months, epsg)
-                groups.setdefault(key, []).append(composite)
+                groups.setdefault((*composite.mosaic_key, epsg), []).append(composite)
         folder = self.runner.output_dir / "mosaics"
         folder.mkdir(parents=True, exist_ok=True)
         mosaics = []

@@ -76,8 +76,12 @@ class MonthComposite:
         """The group and layer label: the month, or the window's first..last month."""
         if self.months == 1:
             return self.month
-        last = dt.date(self.end.year - (self.end.month == 1), (self.end.month - 2) % 12 + 1, 1)
-        return f"{self.month}..{last:%Y-%m}"
+        return f"{self.month}..{self.end - dt.timedelta(days=1):%Y-%m}"
+
+    @property
+    def mosaic_key(self) -> tuple:
+        """Composites with the same key mosaic together: sensor, period and style."""
+        return (self.sentinel, self.month, self.kind, self.months)
 
     @property
     def label(self) -> str:
@@ -229,7 +233,5 @@ def group_by_month(composites: Iterable[MonthComposite]) -> Dict[tuple, List[Mon
     """Composites that mosaic together: same sensor, period and style."""
     grouped: Dict[tuple, List[MonthComposite]] = {}
     for composite in composites:
-        grouped.setdefault((composite.sentinel, composite.month, composite.kind, composite.months), []).append(
-            composite
-        )
+        grouped.setdefault(composite.mosaic_key, []).append(composite)
     return grouped
