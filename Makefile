@@ -21,7 +21,7 @@ export QT_QPA_PLATFORM ?= offscreen
 help:
 	@echo "make setup   install QGIS (apt), the dev venv and the local-backend venv"
 	@echo "make test    run the test suite (offscreen)"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, and the Qt6 / QGIS 4 check (scoped enums, exec(), qgis.PyQt imports)"
 	@echo "make backend run the local openEO backend on 127.0.0.1:\$${PORT:-8765} (user demo, password demo)"
 	@echo "make demo    offline demo against the local backend"
 	@echo "make zip     build $(PLUGIN).zip;  make deploy  install it into a QGIS profile"
@@ -29,12 +29,11 @@ help:
 setup: apt $(VENV)/.installed $(BACKEND_VENV)/.installed
 
 # Debian's QGIS and GDAL, only what is missing. On Debian 12 QGIS comes from bookworm-backports
-# (3.40 LTR, same Python 3.11 and GDAL 3.6); QGIS=stable keeps Debian 12's own 3.22.
-QGIS ?= ltr
+# (3.40 LTR, same Python 3.11 and GDAL 3.6): the plugin needs QGIS >= 3.40 (metadata.txt).
 BACKPORTS_LIST := /etc/apt/sources.list.d/bookworm-backports.list
 apt:
 	@. /etc/os-release; backports=""; \
-	if [ "$(QGIS)" = ltr ] && [ "$$VERSION_CODENAME" = bookworm ]; then \
+	if [ "$$VERSION_CODENAME" = bookworm ]; then \
 	  backports="-t bookworm-backports"; \
 	  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then \
 	    mirror=$$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
@@ -78,6 +77,7 @@ test:
 lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) tools/check_qt6.py
 
 backend:
 	$(BACKEND_PY) -m tests.local_backend --host 127.0.0.1 --port $(PORT)

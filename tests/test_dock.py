@@ -62,8 +62,8 @@ def use_local_backend(dock: WacDock, url: str, folder: Path) -> None:
     dock.tracker_file.setFilePath(str(folder / "jobs.gpkg"))
 
 
-def mouse(canvas, kind, x, y, button=Qt.LeftButton):
-    return QgsMapMouseEvent(canvas, kind, QPoint(round(x), round(y)), button, button, Qt.NoModifier)
+def mouse(canvas, kind, x, y, button=Qt.MouseButton.LeftButton):
+    return QgsMapMouseEvent(canvas, kind, QPoint(round(x), round(y)), button, button, Qt.KeyboardModifier.NoModifier)
 
 
 def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_canvas, qgis_new_project, qtbot):
@@ -83,9 +83,9 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     corner_a = to_pixel.transform(QgsPointXY(665_000, 5_613_000))
     corner_b = to_pixel.transform(QgsPointXY(676_000, 5_619_000))
     middle = to_pixel.transform(QgsPointXY(670_000, 5_616_000))
-    tool.canvasPressEvent(mouse(qgis_canvas, QEvent.MouseButtonPress, corner_a.x(), corner_a.y()))
-    tool.canvasMoveEvent(mouse(qgis_canvas, QEvent.MouseMove, middle.x(), middle.y()))
-    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, corner_b.x(), corner_b.y()))
+    tool.canvasPressEvent(mouse(qgis_canvas, QEvent.Type.MouseButtonPress, corner_a.x(), corner_a.y()))
+    tool.canvasMoveEvent(mouse(qgis_canvas, QEvent.Type.MouseMove, middle.x(), middle.y()))
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.Type.MouseButtonRelease, corner_b.x(), corner_b.y()))
     assert len(dock.aois) == 1 and dock.aoi_list.count() == 1
     drawn = dock.aois[0].boundingBox()  # EPSG:4326
     assert 5.3 < drawn.xMinimum() < drawn.xMaximum() < 5.5 and 50.6 < drawn.yMinimum() < drawn.yMaximum() < 50.75
@@ -157,7 +157,7 @@ def test_the_recipe_choice_goes_into_the_plan_and_the_settings(qgis_iface, qgis_
     dock.update_preview()
     assert set(dock.plan["recipe"]) == {"monthly"}
     assert [dock.recipe.itemData(i) for i in range(dock.recipe.count())] == ["lcfm", "monthly"]
-    assert "percentiles" in dock.recipe.itemData(0, Qt.ToolTipRole)
+    assert "percentiles" in dock.recipe.itemData(0, Qt.ItemDataRole.ToolTipRole)
     dock.recipe.setCurrentIndex(dock.recipe.findData("lcfm"))
     dock.update_preview()
     assert set(dock.plan["recipe"]) == {"lcfm"}

@@ -80,7 +80,7 @@ class SignInTask(QgsTask):
     failed = pyqtSignal(str)
 
     def __init__(self, description: str, work: Callable[[], tuple], cancel: threading.Event):
-        super().__init__(f"WAC Extractor: {description}", QgsTask.CanCancel)
+        super().__init__(f"WAC Extractor: {description}", QgsTask.Flag.CanCancel)
         self.work, self.cancel_event = work, cancel
 
     def run(self) -> bool:
@@ -145,11 +145,11 @@ class BackendPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Backend (tick to use)", "Parallel"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().hide()
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setMaximumHeight(96)
         self.table.setToolTip("Ticked backends share the jobs of a run, each with its own number of parallel jobs")
         layout.addWidget(self.table)
@@ -164,7 +164,7 @@ class BackendPanel(QWidget):
         self.method = QComboBox()
         for key, label in METHODS.items():
             self.method.addItem(label, key)
-        self.method.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.method.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         grid.addWidget(QLabel("Sign in with"), 0, 0)
         grid.addWidget(self.method, 0, 1)
         self.authcfg = QgsAuthConfigSelect(self)
@@ -179,25 +179,29 @@ class BackendPanel(QWidget):
         self.sign_out_button = QPushButton("Sign out", toolTip="Forget the stored sign-in of this backend")
         self.test_button = QPushButton("Test connection", toolTip="API version, collections, processes, dates")
         for number, button in enumerate((self.sign_in_button, self.sign_out_button, self.test_button)):
-            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             actions.addWidget(button, number // 2, number % 2, 1, 2 if number == 2 else 1)
         layout.addLayout(actions)
-        self.status = QLabel("Not signed in", wordWrap=True, textInteractionFlags=Qt.TextSelectableByMouse)
+        self.status = QLabel(
+            "Not signed in", wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse
+        )
         layout.addWidget(self.status)
 
-        self.device_box = QFrame(frameShape=QFrame.StyledPanel)
+        self.device_box = QFrame(frameShape=QFrame.Shape.StyledPanel)
         self.device_box.setStyleSheet("QFrame { background: #eef4fb; border-radius: 4px; }")
         box = QVBoxLayout(self.device_box)
         self.device_title = QLabel("Open the link below, sign in and enter this code:", wordWrap=True)
         box.addWidget(self.device_title)
-        self.code_label = QLabel(textInteractionFlags=Qt.TextSelectableByMouse, alignment=Qt.AlignCenter)
+        self.code_label = QLabel(
+            textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse, alignment=Qt.AlignmentFlag.AlignCenter
+        )
         font = QFont()
         font.setPointSize(20)
         font.setBold(True)
         font.setFamily("monospace")
         self.code_label.setFont(font)
         box.addWidget(self.code_label)
-        self.link_label = QLabel(wordWrap=True, openExternalLinks=False, textFormat=Qt.RichText)
+        self.link_label = QLabel(wordWrap=True, openExternalLinks=False, textFormat=Qt.TextFormat.RichText)
         self.link_label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
         box.addWidget(self.link_label)
         row = QHBoxLayout()
@@ -205,7 +209,7 @@ class BackendPanel(QWidget):
         self.copy_button = QPushButton("Copy code")
         self.cancel_button = QPushButton("Cancel")
         for button in (self.open_button, self.copy_button, self.cancel_button):
-            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             row.addWidget(button)
         box.addLayout(row)
         self.countdown_label = QLabel()
@@ -249,8 +253,8 @@ class BackendPanel(QWidget):
             row = self.table.rowCount()
             self.table.insertRow(row)
             item = QTableWidgetItem(entry.label)
-            item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if entry.enabled else Qt.Unchecked)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if entry.enabled else Qt.CheckState.Unchecked)
             item.setToolTip(entry.url)
             self.table.setItem(row, 0, item)
             spin = QSpinBox(minimum=1, maximum=50, value=entry.parallel)
@@ -292,7 +296,7 @@ class BackendPanel(QWidget):
 
     def _sync_from_table(self) -> None:
         for row, entry in enumerate(self.entries):
-            entry.enabled = self.table.item(row, 0).checkState() == Qt.Checked
+            entry.enabled = self.table.item(row, 0).checkState() == Qt.CheckState.Checked
             entry.parallel = self.table.cellWidget(row, 1).value()
 
     def _save_and_notify(self) -> None:

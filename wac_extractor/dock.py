@@ -15,11 +15,9 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
-    QgsMapLayerProxyModel,
     QgsMessageLog,
     QgsProject,
     QgsSettings,
-    QgsWkbTypes,
 )
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt import sip
@@ -64,12 +62,13 @@ from .maptools import PolygonTool, RectangleTool
 from .task import LOG_TAG, ExtractionTask
 
 SETTINGS = "wac_extractor/"
+HOUR_SECONDS = 3600  # the unit of "Max. time queued"
 
 
 def _section(title: str) -> Tuple[QgsCollapsibleGroupBox, QFormLayout]:
     box = QgsCollapsibleGroupBox(title)
     form = QFormLayout(box)
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     return box, form
 
 
@@ -117,12 +116,12 @@ class WacDock(QgsDockWidget):
         self.from_extent = QPushButton("Map extent", toolTip="Use the current map extent as AOI")
         self.from_selection = QPushButton("Selected features", toolTip="Add the selected polygons of the layer below")
         for number, button in enumerate((self.draw_rect, self.draw_poly, self.from_extent, self.from_selection)):
-            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             buttons.addWidget(button, number // 2, number % 2)
         aoi_form.addRow(buttons)
         self.layer_combo = QgsMapLayerComboBox()
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        self.layer_combo.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.layer_combo.setFilters(Qgis.LayerFilter.PolygonLayer)
+        self.layer_combo.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         aoi_form.addRow("Layer", self.layer_combo)
         self.aoi_list = QListWidget()
         self.aoi_list.setMaximumHeight(90)
@@ -146,15 +145,15 @@ class WacDock(QgsDockWidget):
         self.recipe = QComboBox(toolTip="What each job computes")
         for name, label in RECIPE_LABELS.items():
             self.recipe.addItem(label, name)
-            self.recipe.setItemData(self.recipe.count() - 1, RECIPES[name], Qt.ToolTipRole)
-        self.recipe.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            self.recipe.setItemData(self.recipe.count() - 1, RECIPES[name], Qt.ItemDataRole.ToolTipRole)
+        self.recipe.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         time_form.addRow("Recipe", self.recipe)
         self.s1 = QCheckBox("Sentinel-1 (VV, VH mosaics)")
         self.s2 = QCheckBox("Sentinel-2 L2A")
         time_form.addRow(self.s1)
         time_form.addRow(self.s2)
         cloud_row = QHBoxLayout()
-        self.cloud = QSlider(Qt.Horizontal, minimum=0, maximum=100)
+        self.cloud = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
         self.cloud_label = QLabel(minimumWidth=QFontMetrics(QFont()).horizontalAdvance("100 %") + 4)
         self.cloud.valueChanged.connect(lambda v: self.cloud_label.setText(f"{v} %"))
         cloud_row.addWidget(self.cloud, 1)
@@ -169,9 +168,11 @@ class WacDock(QgsDockWidget):
         sign_in_form.addRow(self.backends)
         layout.addWidget(sign_in_box)
         backend_box, backend_form = _section("Output")
-        self.output = QgsFileWidget(storageMode=QgsFileWidget.GetDirectory)
+        self.output = QgsFileWidget(storageMode=QgsFileWidget.StorageMode.GetDirectory)
         backend_form.addRow("Output folder", self.output)
-        self.tracker_file = QgsFileWidget(storageMode=QgsFileWidget.SaveFile, filter="GeoPackage (*.gpkg);;CSV (*.csv)")
+        self.tracker_file = QgsFileWidget(
+            storageMode=QgsFileWidget.StorageMode.SaveFile, filter="GeoPackage (*.gpkg);;CSV (*.csv)"
+        )
         self.tracker_file.setToolTip("A new file starts a run; an existing tracker is resumed")
         backend_form.addRow("Job tracker", self.tracker_file)
         self.max_queued = QSpinBox(minimum=0, maximum=168, suffix=" h", specialValueText="never")
@@ -193,30 +194,36 @@ class WacDock(QgsDockWidget):
         run_row.addWidget(self.run_button, 1)
         run_row.addWidget(self.cancel_button)
         layout.addLayout(run_row)
+        self.cancel_remote = QCheckBox("Cancel also stops the backend's jobs")
+        self.cancel_remote.setToolTip(
+            "Unticked, Cancel stops this QGIS run only: jobs already on the backend go on, and Run picks them\n"
+            "up again. Ticked, they are cancelled on the backend too (no more credits spent); Retry restarts them."
+        )
+        layout.addWidget(self.cancel_remote)
         self.progress = QProgressBar(textVisible=True, value=0)
         layout.addWidget(self.progress)
 
         self.model = JobTableModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)  # a double-click shows the job's log
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # a double-click shows the job's log
         # Sized to the contents when the job list changes (JobTableModel.modelReset), not on every status
         # change: ResizeToContents re-measured the cells on each snapshot, stalling the UI.
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setResizeContentsPrecision(20)  # size columns from 20 rows, not all
         self.model.modelReset.connect(self.table.resizeColumnsToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(140)
-        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self.job_menu)
         self.table.doubleClicked.connect(lambda index: self.show_job_log(index.row()))
         layout.addWidget(self.table, 1)
 
         for widget in (self.output, self.tracker_file, self.start_date, self.end_date):
-            widget.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         scroll = QScrollArea(widgetResizable=True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
 
@@ -233,10 +240,10 @@ class WacDock(QgsDockWidget):
         self.run_button.clicked.connect(self.start_run)
         self.cancel_button.clicked.connect(self.cancel_run)
         self.backends.changed.connect(self.schedule_preview)
-        self.tile_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.tile_band = QgsRubberBand(self.canvas, Qgis.GeometryType.Polygon)
         self.tile_band.setStrokeColor(QColor(30, 90, 200, 220))
         self.tile_band.setFillColor(QColor(30, 90, 200, 30))
-        self.aoi_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+        self.aoi_band = QgsRubberBand(self.canvas, Qgis.GeometryType.Polygon)
         self.aoi_band.setStrokeColor(QColor(255, 120, 0, 230))
         self.aoi_band.setFillColor(QColor(255, 120, 0, 40))
         self.aoi_band.setWidth(2)
@@ -255,6 +262,7 @@ class WacDock(QgsDockWidget):
         self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
         self.mosaics.setChecked(s.value(SETTINGS + "mosaics", False, type=bool))
         self.max_queued.setValue(int(s.value(SETTINGS + "max_queued_hours", 0)))
+        self.cancel_remote.setChecked(s.value(SETTINGS + "cancel_remote", False, type=bool))
         self.output.setFilePath(s.value(SETTINGS + "output", str(Path.home() / "wac_extractor")))
         self.tracker_file.setFilePath(s.value(SETTINGS + "tracker", ""))
 
@@ -271,6 +279,7 @@ class WacDock(QgsDockWidget):
             "tile_km": self.tile_km.value(),
             "mosaics": self.mosaics.isChecked(),
             "max_queued_hours": self.max_queued.value(),
+            "cancel_remote": self.cancel_remote.isChecked(),
             "output": self.output.filePath(),
             "tracker": self.tracker_file.filePath(),
         }
@@ -292,7 +301,9 @@ class WacDock(QgsDockWidget):
     def add_selected_features(self) -> None:
         layer = self.layer_combo.currentLayer()
         if layer is None or layer.selectedFeatureCount() == 0:
-            self.iface.messageBar().pushMessage(LOG_TAG, "Select polygons in the chosen layer first.", Qgis.Warning, 5)
+            self.iface.messageBar().pushMessage(
+                LOG_TAG, "Select polygons in the chosen layer first.", Qgis.MessageLevel.Warning, 5
+            )
             return
         for feature in layer.selectedFeatures():
             self.add_aoi(self._to_wgs84(feature.geometry(), layer.crs()))
@@ -312,7 +323,7 @@ class WacDock(QgsDockWidget):
 
     def _refresh_aoi_list(self) -> None:
         self.aoi_list.clear()
-        self.aoi_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.aoi_band.reset(Qgis.GeometryType.Polygon)
         for number, geometry in enumerate(self.aois, start=1):
             try:
                 area = f"{area_km2([(shapely.from_wkt(geometry.asWkt()), 4326)]):,.1f} km²"
@@ -339,7 +350,7 @@ class WacDock(QgsDockWidget):
             name = Path(self.tracker.path).name
             return self._show_problem("", summary=f"Running {name}: changes here apply to the next run.")
         self.cloud.setEnabled(self.s2.isChecked())
-        self.tile_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.tile_band.reset(Qgis.GeometryType.Polygon)
         self.plan = None
         tracker_path = self.tracker_file.filePath()
         if tracker_path and Path(tracker_path).exists():
@@ -428,9 +439,10 @@ class WacDock(QgsDockWidget):
         self.tracker_file.setFilePath(tracker_path)
         self.model.set_tracker(tracker, refresh=False)  # the task sends the jobs as soon as it has read them
         self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
+        max_queued = self.max_queued.value() * HOUR_SECONDS or None
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
                                    backends, poll_interval=5.0, build_mosaics=self.mosaics.isChecked(),
-                                   max_queued_seconds=self.max_queued.value() * 3600 or None, plan=plan)  # fmt: skip
+                                   max_queued_seconds=max_queued, plan=plan)  # fmt: skip
         self.task.tracker_ready.connect(self.on_tracker_ready)
         self.task.progress_changed.connect(self.on_progress)
         self.task.composites_ready.connect(self.on_composites)
@@ -446,6 +458,7 @@ class WacDock(QgsDockWidget):
     def cancel_run(self) -> None:
         if self.task is not None:
             self._run_cancelled.set()  # also ends a sign-in the run is waiting for
+            self.task.cancel_remote = self.cancel_remote.isChecked()
             self.task.cancel()
 
     @pyqtSlot(object)
@@ -495,7 +508,7 @@ class WacDock(QgsDockWidget):
                 target.addAction(variable, lambda v=variable: self.add_band_layers(row, [v]))
         all_bands = menu.addAction("Add all bands", lambda: self.add_band_layers(row))
         all_bands.setEnabled(has_result)
-        menu.exec_(self.table.viewport().mapToGlobal(position))
+        menu.exec(self.table.viewport().mapToGlobal(position))
 
     @staticmethod
     def can_retry(job) -> bool:
@@ -510,7 +523,9 @@ class WacDock(QgsDockWidget):
             return
         self.model.tracker.reset_job(int(job.name))
         self.model.refresh()
-        QgsMessageLog.logMessage(f"{job.get('title')}: will be created again on the next run", LOG_TAG, Qgis.Info)
+        QgsMessageLog.logMessage(
+            f"{job.get('title')}: will be created again on the next run", LOG_TAG, Qgis.MessageLevel.Info
+        )
         if self.task is None:
             self.update_preview()
 
@@ -550,7 +565,7 @@ class WacDock(QgsDockWidget):
         layout = QVBoxLayout(dialog)
         text = QPlainTextEdit(self.job_log_text(job), readOnly=True)
         layout.addWidget(text)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(dialog.reject)
         layout.addWidget(buttons)
         dialog.resize(640, 400)
@@ -596,16 +611,21 @@ class WacDock(QgsDockWidget):
         if summary.downloads_failed and self.tracker is not None:  # finished on the backend is not a result here
             results = str(result_counts(self.tracker))
         self.iface.messageBar().pushMessage(
-            LOG_TAG, f"Run {state} ({counts}); {results}.", Qgis.Success if clean else Qgis.Warning, 8 if clean else 0
+            LOG_TAG,
+            f"Run {state} ({counts}); {results}.",
+            Qgis.MessageLevel.Success if clean else Qgis.MessageLevel.Warning,
+            8 if clean else 0,
         )
-        QgsMessageLog.logMessage(f"Run {state}: {counts}; {results}", LOG_TAG, Qgis.Info)
+        QgsMessageLog.logMessage(f"Run {state}: {counts}; {results}", LOG_TAG, Qgis.MessageLevel.Info)
 
     @pyqtSlot(str)
     def on_failed(self, message: str) -> None:
         self._run_ended()
         if self.tracker is not None and self.tracker.exists():
             self.model.refresh()  # the run may have failed before its first snapshot
-        self.iface.messageBar().pushMessage(LOG_TAG, f"Run failed: {message}. Run again to resume.", Qgis.Critical, 0)
+        self.iface.messageBar().pushMessage(
+            LOG_TAG, f"Run failed: {message}. Run again to resume.", Qgis.MessageLevel.Critical, 0
+        )
 
     def _run_ended(self) -> None:
         self.task = None
@@ -614,6 +634,6 @@ class WacDock(QgsDockWidget):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
-        self.tile_band.reset(QgsWkbTypes.PolygonGeometry)
-        self.aoi_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.tile_band.reset(Qgis.GeometryType.Polygon)
+        self.aoi_band.reset(Qgis.GeometryType.Polygon)
         super().closeEvent(event)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Set, Tuple, Union
 
 from qgis.core import (
+    Qgis,
     QgsCategorizedSymbolRenderer,
     QgsColorRampShader,
     QgsContrastEnhancement,
@@ -16,7 +17,6 @@ from qgis.core import (
     QgsMultiBandColorRenderer,
     QgsProject,
     QgsRasterLayer,
-    QgsRasterLayerTemporalProperties,
     QgsRasterShader,
     QgsRendererCategory,
     QgsSingleBandPseudoColorRenderer,
@@ -50,7 +50,9 @@ def _stretch(renderer: QgsMultiBandColorRenderer, layer: QgsRasterLayer, ranges)
         (renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement, renderer.setBlueContrastEnhancement),
     ):
         enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum, True)
+        enhancement.setContrastEnhancementAlgorithm(
+            QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum, True
+        )
         enhancement.setMinimumValue(low)
         enhancement.setMaximumValue(high)
         setter(enhancement)
@@ -60,7 +62,7 @@ def style_composite(layer: QgsRasterLayer, composite: MonthComposite) -> None:
     """Three-band colour with a fixed stretch, or NDVI on a green ramp; NaN/NoData stays transparent."""
     if composite.kind == NDVI_P50:
         ramp = QgsColorRampShader(NDVI_RAMP[0][0], NDVI_RAMP[-1][0])
-        ramp.setColorRampType(QgsColorRampShader.Interpolated)
+        ramp.setColorRampType(Qgis.ShaderInterpolationMethod.Linear)
         ramp.setColorRampItemList(
             [QgsColorRampShader.ColorRampItem(v, QColor(c), f"{v / 10000:g}") for v, c in NDVI_RAMP]
         )
@@ -80,9 +82,9 @@ def set_month(layer: QgsRasterLayer, composite: MonthComposite) -> None:
     """Give the layer its month as fixed temporal range, so the temporal controller animates months."""
     properties = layer.temporalProperties()
     properties.setIsActive(True)
-    properties.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
-    start = QDateTime(QDate(composite.start.year, composite.start.month, 1), QTime(0, 0), Qt.UTC)
-    end = QDateTime(QDate(composite.end.year, composite.end.month, 1), QTime(0, 0), Qt.UTC)
+    properties.setMode(Qgis.RasterTemporalMode.FixedTemporalRange)
+    start = QDateTime(QDate(composite.start.year, composite.start.month, 1), QTime(0, 0), Qt.TimeSpec.UTC)
+    end = QDateTime(QDate(composite.end.year, composite.end.month, 1), QTime(0, 0), Qt.TimeSpec.UTC)
     properties.setFixedTemporalRange(QgsDateTimeRange(start, end, True, False))
 
 

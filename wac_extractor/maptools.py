@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsGeometry, QgsPointXY, QgsRectangle, QgsWkbTypes
+from qgis.core import Qgis, QgsGeometry, QgsPointXY, QgsRectangle
 from qgis.gui import QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor
@@ -12,7 +12,7 @@ RUBBER_FILL = QColor(255, 120, 0, 50)
 
 
 def _rubber_band(canvas) -> QgsRubberBand:
-    band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
+    band = QgsRubberBand(canvas, Qgis.GeometryType.Polygon)
     band.setStrokeColor(RUBBER_COLOUR)
     band.setFillColor(RUBBER_FILL)
     band.setWidth(2)
@@ -42,17 +42,17 @@ class RectangleTool(QgsMapTool):
             return
         rectangle = QgsRectangle(self._start, self.toMapCoordinates(event.pos()))
         self._start = None
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(Qgis.GeometryType.Polygon)
         if rectangle.width() > 0 and rectangle.height() > 0:
             self.aoi_drawn.emit(QgsGeometry.fromRect(rectangle))
 
     def keyPressEvent(self, event):
-        if event.key() == Qt.Key_Escape:
+        if event.key() == Qt.Key.Key_Escape:
             self._start = None
-            self._band.reset(QgsWkbTypes.PolygonGeometry)
+            self._band.reset(Qgis.GeometryType.Polygon)
 
     def deactivate(self):
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(Qgis.GeometryType.Polygon)
         super().deactivate()
 
 
@@ -68,7 +68,7 @@ class PolygonTool(QgsMapTool):
 
     def _redraw(self, hover=None):
         points = self._points + ([hover] if hover is not None else [])
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(Qgis.GeometryType.Polygon)
         for point in points:
             self._band.addPoint(point, False)
         self._band.show()
@@ -80,7 +80,7 @@ class PolygonTool(QgsMapTool):
             self._redraw(self.toMapCoordinates(event.pos()))
 
     def canvasReleaseEvent(self, event):
-        if event.button() == Qt.RightButton:
+        if event.button() == Qt.MouseButton.RightButton:
             self._finish()
         else:
             self._points.append(QgsPointXY(self.toMapCoordinates(event.pos())))
@@ -88,16 +88,16 @@ class PolygonTool(QgsMapTool):
 
     def _finish(self):
         points, self._points = self._points, []
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(Qgis.GeometryType.Polygon)
         if len(points) >= 3:
             self.aoi_drawn.emit(QgsGeometry.fromPolygonXY([points + [points[0]]]))
 
     def keyPressEvent(self, event):
-        if event.key() == Qt.Key_Escape:
+        if event.key() == Qt.Key.Key_Escape:
             self._points = []
-            self._band.reset(QgsWkbTypes.PolygonGeometry)
+            self._band.reset(Qgis.GeometryType.Polygon)
 
     def deactivate(self):
         self._points = []
-        self._band.reset(QgsWkbTypes.PolygonGeometry)
+        self._band.reset(Qgis.GeometryType.Polygon)
         super().deactivate()

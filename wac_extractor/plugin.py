@@ -29,7 +29,7 @@ class DependencyInstallTask(QgsTask):
     """pip-installs the requirements in the background; pip's output goes to the message log."""
 
     def __init__(self, target: Path):
-        super().__init__("WAC Extractor: installing openeo", QgsTask.CanCancel)
+        super().__init__("WAC Extractor: installing openeo", QgsTask.Flag.CanCancel)
         self.target = target
         self.exit_code = None
         self.lines = 0
@@ -37,13 +37,13 @@ class DependencyInstallTask(QgsTask):
     def _log(self, line: str) -> None:
         self.lines += 1
         self.setProgress(min(95.0, self.lines))  # pip gives no total; lines are a fair pulse
-        QgsMessageLog.logMessage(line, LOG_TAG, Qgis.Info)
+        QgsMessageLog.logMessage(line, LOG_TAG, Qgis.MessageLevel.Info)
 
     def run(self) -> bool:
         try:
             self.exit_code = dependencies.install(self.target, self._log, self.isCanceled)
         except Exception as exc:  # shown in the message bar by the plugin
-            QgsMessageLog.logMessage(f"Installing dependencies failed: {exc}", LOG_TAG, Qgis.Critical)
+            QgsMessageLog.logMessage(f"Installing dependencies failed: {exc}", LOG_TAG, Qgis.MessageLevel.Critical)
             self.exit_code = -1
         return self.exit_code == 0
 
@@ -86,14 +86,17 @@ class WacExtractorPlugin:
         button = QPushButton("Install dependencies")
         button.clicked.connect(self.install_dependencies)
         message.layout().addWidget(button)
-        bar.pushWidget(message, Qgis.Warning)
+        bar.pushWidget(message, Qgis.MessageLevel.Warning)
 
     def install_dependencies(self) -> None:
         if self.install_task is not None:
             return
         self.iface.messageBar().clearWidgets()
         self.iface.messageBar().pushMessage(
-            LOG_TAG, f"Installing into {self.deps_target}; pip's output is in the message log.", Qgis.Info, 5
+            LOG_TAG,
+            f"Installing into {self.deps_target}; pip's output is in the message log.",
+            Qgis.MessageLevel.Info,
+            5,
         )
         self.install_task = DependencyInstallTask(self.deps_target)
         self.install_task.taskCompleted.connect(self._installed)
@@ -104,15 +107,20 @@ class WacExtractorPlugin:
         task, self.install_task = self.install_task, None
         if task is None or task.exit_code != 0:
             self.iface.messageBar().pushMessage(
-                LOG_TAG, "Installing dependencies failed: see the WAC Extractor message log.", Qgis.Critical, 0
+                LOG_TAG,
+                "Installing dependencies failed: see the WAC Extractor message log.",
+                Qgis.MessageLevel.Critical,
+                0,
             )
             return
         problem = dependencies.check_after_install(self.deps_target)
         if problem:
-            self.iface.messageBar().pushMessage(LOG_TAG, problem, Qgis.Warning, 0)
+            self.iface.messageBar().pushMessage(LOG_TAG, problem, Qgis.MessageLevel.Warning, 0)
             return
         self.initProcessing()
-        self.iface.messageBar().pushMessage(LOG_TAG, "openeo is installed: ready, no restart needed.", Qgis.Success, 8)
+        self.iface.messageBar().pushMessage(
+            LOG_TAG, "openeo is installed: ready, no restart needed.", Qgis.MessageLevel.Success, 8
+        )
 
     def toggle_dock(self, visible: bool):
         if visible and dependencies.missing():
@@ -125,7 +133,7 @@ class WacExtractorPlugin:
             from .dock import WacDock
 
             self.dock = WacDock(self.iface, self.iface.mainWindow())
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
             self.dock.visibilityChanged.connect(self.action.setChecked)
         self.dock.setVisible(visible)
 

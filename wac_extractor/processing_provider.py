@@ -9,7 +9,7 @@ from pathlib import Path
 import shapely
 from openeo.rest import OpenEoClientException
 from qgis.core import (
-    QgsProcessing,
+    Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -93,12 +93,14 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(
-            QgsProcessingParameterFeatureSource(self.AOI, "Areas of interest", [QgsProcessing.TypeVectorPolygon])
+            QgsProcessingParameterFeatureSource(
+                self.AOI, "Areas of interest", [Qgis.ProcessingSourceType.VectorPolygon]
+            )
         )
-        date = QgsProcessingParameterDateTime.Date
+        date = Qgis.ProcessingDateTimeParameterDataType.Date
         self.addParameter(QgsProcessingParameterDateTime(self.START, "Start date", date, "2023-01-01"))
         self.addParameter(QgsProcessingParameterDateTime(self.END, "End date (exclusive)", date, "2023-04-01"))
-        integer, double = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+        integer, double = Qgis.ProcessingNumberParameterType.Integer, Qgis.ProcessingNumberParameterType.Double
         self.addParameter(QgsProcessingParameterNumber(self.WINDOW, "Months per job", integer, 3, False, 1, 24))
         recipes = [RECIPE_LABELS[name] for name in RECIPES]
         self.addParameter(

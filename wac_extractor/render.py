@@ -74,7 +74,7 @@ def render_map(layers: Sequence[QgsMapLayer], path: Path, panel: QSize = QSize(8
         extent.scale(1.08)
         panels.append((f"{title}, {month}", _render(shown + [tiles], extent, panel)))  # tiles below
     header = 40
-    image = QImage(panel.width() * max(1, len(panels)), panel.height() + header, QImage.Format_ARGB32)
+    image = QImage(panel.width() * max(1, len(panels)), panel.height() + header, QImage.Format.Format_ARGB32)
     image.fill(QColor("white"))
     painter = QPainter(image)
     painter.setFont(QFont("Sans", 16))

@@ -51,7 +51,7 @@ class ExtractionTask(QgsTask):
                  poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False,
                  max_queued_seconds: Optional[float] = None, plan: Optional[pd.DataFrame] = None):  # fmt: skip
         """``plan``: the job table of a new tracker, written here rather than on the UI thread."""
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.plan = plan
         self._table_index: Optional[pd.Index] = None  # the jobs of the last snapshot sent
         self.cancel_remote = cancel_remote
@@ -93,12 +93,14 @@ class ExtractionTask(QgsTask):
             except Exception as exc:  # the result is kept and checked; only its layers are missing: say so
                 _log.exception("layers of %s", event.title)
                 message = f"{event.title}: downloaded, but its layers could not be built: {exc}"
-                QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Warning)
+                QgsMessageLog.logMessage(message, LOG_TAG, Qgis.MessageLevel.Warning)
                 return
             if prepared:
                 self.composites_ready.emit(event.index, prepared, str(row.get("tile_id") or event.index))
         if event.status in ("error", "download_failed", "skipped"):
-            QgsMessageLog.logMessage(f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.Warning)
+            QgsMessageLog.logMessage(
+                f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.MessageLevel.Warning
+            )
 
     def _row_composites(self, row) -> List[MonthComposite]:
         composites = []
@@ -151,7 +153,7 @@ class ExtractionTask(QgsTask):
 
     def finished(self, result: bool) -> None:
         if self.error:
-            QgsMessageLog.logMessage(f"Run failed: {self.error}", LOG_TAG, Qgis.Critical)
+            QgsMessageLog.logMessage(f"Run failed: {self.error}", LOG_TAG, Qgis.MessageLevel.Critical)
             self.run_failed.emit(self.error)
         else:
             self.run_finished.emit(self.summary)
