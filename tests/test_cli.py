@@ -148,6 +148,25 @@ def test_run_without_sign_in_on_a_backend_that_needs_one_says_so(backend, tmp_pa
         capture_output=True, text=True, cwd=REPO, env=cli_env(tmp_path), timeout=120,
     )  # fmt: skip
     assert done.returncode == 1  # stopped at once, not looping on 401s
-    last = done.stderr.strip().splitlines()[-1]  # (openeo's manager logs its failed start with a traceback before)
+    last = done.stderr.strip().splitlines()[-1]
     assert "it needs a sign-in" in last and "run again" in last
+    assert "Traceback" not in done.stderr and "Failed to start job for" not in done.stderr
     assert set(open_tracker(tmp_path / "jobs.gpkg").read()["status"]) <= {"not_started", "start_failed"}
+
+
+def test_run_through_a_gateway_that_loses_creates_prints_one_readable_line_each(backend, tmp_path):
+    """A 502 with an empty body on POST /jobs: the run goes on and says so in a line, no openeo traceback."""
+    assert cli(*NOTEBOOK_PLAN, "--recipe", "monthly", "--out", str(tmp_path / "jobs.gpkg")).returncode == 0
+    backend.faults({"status": 502, "method": "POST", "path": "^/jobs$", "times": 2, "body": "empty"})
+    done = subprocess.run(
+        [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--output",
+         str(tmp_path / "out"), "--backend", backend.url, "--auth", "basic", "--username", "demo", "--poll", "0.3"],
+        capture_output=True, text=True, cwd=REPO, env=cli_env(tmp_path, WAC_PASSWORD="demo"), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "8 results downloaded and checked" in done.stdout
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 2 and all("HTTP 502 with an empty answer" in e and "created again in" in e for e in errors)
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(set(lines))  # a progress line only when something changed
+    assert not any(line.startswith("[8/8 done]") for line in lines[:-2])  # a failed start is not "done"

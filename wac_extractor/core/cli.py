@@ -180,9 +180,15 @@ def command_run(args) -> int:
     if not tracker.exists():
         raise ValueError(f"--jobs: {args.jobs} does not exist; make it first with 'plan --out {args.jobs}'.")
 
+    last_line = [""]
+
     def progress(p: RunProgress) -> None:
+        """A line when something changed: a poll every few seconds must not flood the terminal."""
         counts = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
-        print(f"[{p.done}/{p.total} done] {counts}; downloaded {p.downloaded}", flush=True)
+        line = f"[{p.done}/{p.total} done] {counts}; downloaded {p.downloaded}"
+        if line != last_line[0]:
+            print(line, flush=True)
+            last_line[0] = line
 
     def event(e: JobEvent) -> None:
         if e.status in ("error", "download_failed", "skipped"):

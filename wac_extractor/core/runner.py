@@ -57,6 +57,29 @@ MAX_LISTING_PAGES = 1000
 MAX_CREATE_BACKOFF_S = 60.0
 
 
+class _RunnerThreadNoise(logging.Filter):
+    """Drops openeo's log records that repeat, with a traceback, what the runner reports itself.
+
+    A start that fails (a create the gateway answered with a 502, a lost sign-in) reaches openeo's
+    ``_launch_job`` as a ConnectionError, which logs the whole row and a traceback at WARNING, after
+    the client has logged that it could not parse the gateway's empty or HTML error page. The runner
+    records the reason in the tracker and says what it does next ("created again in 2 s"), so on a
+    runner's thread these records are dropped; anywhere else in QGIS (another plugin using openeo)
+    they pass.
+    """
+
+    NOISE = ("Failed to start job for", "Failed to parse API error response")
+    active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (getattr(self.active, "run", False) and record.getMessage().startswith(self.NOISE))
+
+
+_NOISE_FILTER = _RunnerThreadNoise()
+for _name in ("openeo.extra.job_management._manager", "openeo.rest._connection"):
+    logging.getLogger(_name).addFilter(_NOISE_FILTER)
+
+
 class _CappedRetry(Retry):
     """urllib3 Retry that honours Retry-After but never sleeps longer than 30 s, nor backs off over 10 s."""
 
@@ -117,8 +140,11 @@ class RunProgress:
 
     @property
     def done(self) -> int:
-        """Jobs that need nothing more: results checked, or ended in error/canceled/skipped."""
-        ended = sum(v for k, v in self.counts.items() if k not in PENDING_STATUSES and k != "finished")
+        """Jobs that need nothing more: results checked, or ended in error/canceled/skipped.
+
+        Not "start_failed": the runner creates those again (after a backoff, or once signed in)."""
+        waiting = (*PENDING_STATUSES, "finished", "start_failed")
+        ended = sum(v for k, v in self.counts.items() if k not in waiting)
         return self.downloaded + self.downloads_failed + ended
 
 
@@ -276,6 +302,7 @@ class ExtractionRunner:
 
     def _run(self) -> RunSummary:
         started = time.monotonic()
+        _RunnerThreadNoise.active.run = True  # this thread runs the manager's loop (and _launch_job)
         check_writable(self.output_dir, "output folder")
         manager = _WacJobManager(self, poll_sleep=self.poll_interval, root_dir=self.output_dir, download_results=True)
         for spec, connect in self.backends:
@@ -308,6 +335,7 @@ class ExtractionRunner:
             pool.shutdown()
             self._download_pool.shutdown(wait=True, cancel_futures=True)
             self._report_progress()
+            _RunnerThreadNoise.active.run = False
         progress = self._progress()
         return RunSummary(progress.counts, progress.downloaded, progress.downloads_failed, self._stop.is_set(),
                           time.monotonic() - started, dict(stats))  # fmt: skip
@@ -495,7 +523,7 @@ class ExtractionRunner:
             return connection.job(existing), True
         delay = min(MAX_CREATE_BACKOFF_S, 2.0**attempts)
         self._create_retry_at[index] = (attempts, time.monotonic() + delay)
-        _log.warning("create %r: %s; not on the backend, created again in %.0f s", title, error, delay)
+        _log.warning("create %r: %s; not on the backend, created again in %.0f s", title, _describe(error), delay)
         raise requests.exceptions.ConnectionError(f"create job {title!r}: {error}") from error
 
     def _start_remote(self, job: BatchJob, title: str, adopted: bool = False) -> BatchJob:
@@ -717,6 +745,16 @@ def check_writable(folder: Path, what: str) -> None:
         probe.unlink()
     except OSError as exc:
         raise TrackerError(f"{what} {folder} is not writable ({exc.strerror or exc}); choose another folder.") from None
+
+
+def _describe(error: Exception) -> str:
+    """An HTTP error as a person reads it: a gateway's empty or HTML page says nothing useful itself."""
+    if isinstance(error, OpenEoApiPlainError):
+        body = (error.message or "").strip()
+        if not body or body.lstrip().startswith("<"):
+            return f"HTTP {error.http_status_code} with {'an HTML page' if body else 'an empty answer'} (a gateway)"
+        return f"HTTP {error.http_status_code}: {body[:200]}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _now() -> str:
