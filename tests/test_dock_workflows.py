@@ -11,9 +11,11 @@ from qgis.core import (
     QgsGeometry,
     QgsPointXY,
     QgsProject,
+    QgsSettings,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QEvent, Qt
+from qgis.PyQt.QtWidgets import QPlainTextEdit
 
 from wac_extractor.layers import SENSOR_GROUPS
 
@@ -46,14 +48,14 @@ def test_polygon_tool_right_click_finishes_and_esc_cancels(dock, qgis_canvas):
     to_pixel = qgis_canvas.getCoordinateTransform()
     corners = [to_pixel.transform(QgsPointXY(x, y)) for x, y in [(665e3, 5612e3), (675e3, 5612e3), (670e3, 5620e3)]]
     for corner in corners:
-        tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, corner.x(), corner.y()))
-    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, 10, 10, Qt.RightButton))
+        tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.Type.MouseButtonRelease, corner.x(), corner.y()))
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.Type.MouseButtonRelease, 10, 10, Qt.MouseButton.RightButton))
     assert len(dock.aois) == 1
     assert dock.aois[0].type() == 2  # polygon
     # Esc throws away a polygon that is being drawn
-    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, corners[0].x(), corners[0].y()))
-    tool.keyPressEvent(type("Key", (), {"key": lambda self: Qt.Key_Escape})())
-    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.MouseButtonRelease, 10, 10, Qt.RightButton))
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.Type.MouseButtonRelease, corners[0].x(), corners[0].y()))
+    tool.keyPressEvent(type("Key", (), {"key": lambda self: Qt.Key.Key_Escape})())
+    tool.canvasReleaseEvent(mouse(qgis_canvas, QEvent.Type.MouseButtonRelease, 10, 10, Qt.MouseButton.RightButton))
     assert len(dock.aois) == 1
 
 
@@ -142,3 +144,71 @@ def test_a_tracker_that_cannot_be_written_is_marked_at_its_field_before_anything
     assert dock.problem.text().startswith("tracker folder") and "choose another folder" in dock.problem.text()
     assert "c62828" in dock.tracker_file.styleSheet()
     assert (tmp_path / "a file").read_text() == "not a folder"
+
+
+def small_s2_run(dock) -> int:
+    """Two Sentinel-2 jobs: a 20 x 10 km AOI on the 10 km grid."""
+    dock.add_aoi(QgsGeometry.fromWkt("POLYGON((5.30 50.65, 5.40 50.65, 5.40 50.70, 5.30 50.70, 5.30 50.65))"))
+    dock.s1.setChecked(False)
+    dock.update_preview()
+    return len(dock.plan)
+
+
+def test_max_time_queued_cancels_jobs_the_backend_never_starts(dock, backend, qtbot, monkeypatch):
+    """The dock's "Max. time queued" reaches the runner: stuck jobs end as errors with the reason."""
+    import wac_extractor.dock as dock_module
+
+    monkeypatch.setattr(dock_module, "HOUR_SECONDS", 1.0)  # the field's hours as seconds, to wait seconds
+    backend.configure(queue_seconds=[300, 300])  # the backend never gets to them
+    jobs = small_s2_run(dock)
+    dock.max_queued.setValue(2)
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
+    table = dock.tracker.read()
+    assert list(table["status"]) == ["error"] * jobs
+    assert table["error_message"].str.contains("still queued on the backend").all()
+    assert {j["status"] for j in backend.jobs()} == {"canceled"} and len(backend.jobs()) == jobs
+    shown = {dock.model.job(row)["status"] for row in range(dock.model.rowCount())}
+    assert shown == {"error"}
+    assert QgsSettings().value("wac_extractor/max_queued_hours", type=int) == 2  # kept for the next session
+
+
+def test_cancel_keeps_backend_jobs_unless_asked_to_stop_them_too(dock, backend, qtbot):
+    jobs = small_s2_run(dock)
+    backend.configure(run_seconds=[60, 60])
+    assert not dock.cancel_remote.isChecked()  # the default: a cancelled QGIS run spends nothing it has not started
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: sum(j["status"] == "running" for j in backend.jobs()) == jobs, timeout=30_000)
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=10_000)
+    assert {j["status"] for j in backend.jobs()} == {"running"}  # still running there; Run picks them up
+
+    dock.update_preview()
+    dock.run_button.click()  # resume, then cancel with the box ticked
+    qtbot.waitUntil(lambda: dock.task is not None and dock.model.rowCount() == jobs, timeout=10_000)
+    dock.cancel_remote.setChecked(True)
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=20_000)
+    assert {j["status"] for j in backend.jobs()} == {"canceled"} and len(backend.jobs()) == jobs
+    assert list(dock.tracker.read()["status"]) == ["canceled"] * jobs
+    assert all(dock.can_retry(dock.model.job(row)) for row in range(jobs))  # Retry restarts them
+
+
+def test_double_click_on_a_failed_job_shows_its_log(dock, backend, qtbot):
+    from qgis.PyQt.QtTest import QTest
+
+    small_s2_run(dock)
+    backend.configure(run_seconds=[0.3, 0.3], fail_title="S2 32631_660000")
+    dock.show()
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
+    row = next(r for r in range(dock.model.rowCount()) if dock.model.job(r)["status"] == "error")
+    job_id = dock.model.job(row)["id"]
+    cell = dock.table.visualRect(dock.model.index(row, 0)).center()
+    QTest.mouseDClick(dock.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, cell)
+    dialog = dock._log_dialog
+    assert dialog.isVisible() and job_id in dialog.windowTitle()
+    text = dialog.findChild(QPlainTextEdit).toPlainText()
+    assert "status: error" in text and "synthetic processing error" in text
+    assert (dock.tracker.path.parent / "jobs_logs" / f"{job_id}.json").read_text() in text  # the backend's logs
+    dialog.close()
