@@ -1,0 +1,193 @@
+"""bench/README.md's tables, generated from bench/results.json (one source for every figure).
+
+``make bench`` calls this after measuring; ``python -m bench.report`` regenerates the tables alone.
+Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in the README; the
+text around them explains the method and holds no measured figure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+README = HERE / "README.md"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration at a readable scale: 0.11 ms, 3.5 ms, 0.14 s, 24 s, 630 s."""
+    if seconds is None:
+        return "n/a"
+    if seconds < 0.001:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.1f} ms" if seconds < 0.01 else f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def spread(entry: dict) -> str:
+    """``best .. worst`` of a timed entry, or the best alone when the worst was not recorded."""
+    if "worst_s" in entry:
+        return f"{duration(entry['best_s'])} .. {duration(entry['worst_s'])}"
+    return f"best {duration(entry['best_s'])}"
+
+
+def measured(section: dict, runs: str) -> str:
+    return f"*Measured {section.get('measured_at', '(date not recorded)')}; {runs}.*"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def recipe(results: dict) -> str:
+    section = results["recipe_tile"]
+    names = {
+        "lcfm_S2": "`lcfm`, Sentinel-2",
+        "lcfm_S1": "`lcfm`, Sentinel-1",
+        "monthly_S2": "`monthly` (baseline), Sentinel-2",
+        "monthly_S1": "`monthly` (baseline), Sentinel-1",
+    }
+    rows = [[label, duration(section[key]["median_s"]), spread(section[key])] for key, label in names.items()]
+    return "\n\n".join([
+        measured(section, f"{section['runs']} runs each; {section['tile']}"),
+        table(["recipe, sensor", "median", "best .. worst"], rows),
+        f"Peak RSS of the process over these runs: {section['peak_rss_mb'] / 1024:.1f} GB.",
+    ])  # fmt: skip
+
+
+def planning(results: dict) -> str:
+    section = results["planning"]
+    labels = {"aoi_50000_km2": "one AOI of ~50,000 km2, 10 km tiles, 12 monthly windows, S1+S2",
+              "layer_1000_polygons": "1,000-polygon layer (1 km2 fields over the same area)"}  # fmt: skip
+    rows = [[label, f"{section[key]['tiles']:,}", f"{section[key]['jobs']:,}", duration(section[key]["median_s"]),
+             spread(section[key]), section[key]["runs"]] for key, label in labels.items()]  # fmt: skip
+    return "\n\n".join([measured(section, "runs per row in the table"),
+                        table(["workload", "tiles", "jobs", "median", "spread", "runs"], rows)])  # fmt: skip
+
+
+def tracker(results: dict) -> str:
+    section = results["tracker_update"]
+    names = ["geopackage (ours)", "openeo CsvJobDatabase", "openeo ParquetJobDatabase"]
+    rows = []
+    for size in (key for key in section if key.isdigit()):
+        entry = section[size]
+        cells = [f"{duration(entry[n]['median_s'])} ({spread(entry[n])})" for n in names]
+        rows.append([f"{int(size):,}", *cells, f"{entry['speedup_vs_csv']:.1f}x", entry[names[0]]["runs"]])
+    return "\n\n".join([
+        measured(section, "median (spread) of the runs per row"),
+        table(["jobs", "GeoPackage (ours)", "openeo `CsvJobDatabase`", "openeo `ParquetJobDatabase`",
+               "ours vs CSV", "runs"], rows),  # fmt: skip
+        f"GeoPackage update time from the smallest to the largest tracker: "
+        f"{section['geopackage_growth_1k_to_100k']:.2f}x. Creating the GeoPackage (once per run): "
+        + ", ".join(f"{duration(section[s]['geopackage (ours)']['create_s'])} for {int(s):,} jobs"
+                    for s in section if s.isdigit()) + ".",  # fmt: skip
+        f"Peak RSS of the benchmark process after the trackers: {results['peak_rss_mb_trackers']:.0f} MB.",
+    ])  # fmt: skip
+
+
+def layers(results: dict) -> str:
+    section = results["result_layers"]
+    tiles = section["tiles"]
+    base, vrt = section["baseline_addRasterLayer_per_variable"], section["ours_vrt_build_in_task"]
+    opened, ui = section["ours_layers_opened_in_task"], section["ours_layers_on_ui_thread"]
+    total = vrt["total_s"] + opened["total_s"] + ui["total_s"]
+    rows = [
+        ["baseline: one layer per NetCDF variable, as `iface.addRasterLayer`", "UI thread",
+         duration(base["total_s"]), duration(base["per_tile_ms"] / 1000)],
+        ["ours: month composite VRTs", "task thread", duration(vrt["total_s"]), duration(vrt["per_tile_ms"] / 1000)],
+        ["ours: open and style the composite layers", "task thread", duration(opened["total_s"]),
+         f"{duration(opened['per_tile_ms'] / 1000)} (UI thread meanwhile: worst gap "
+         f"{opened['ui_thread_worst_gap_ms']} ms)"],
+        ["ours: add to the project, group, temporal range", "UI thread", duration(ui["total_s"]),
+         duration(ui["per_tile_ms"] / 1000)],
+        ["**ours, total work**", "both", f"**{duration(total)}**", f"**{duration(total / tiles)}**"],
+        ["ours: per-month mosaic VRT over all tiles", "task thread", duration(section["mosaic_vrt_s"]), ""],
+    ]  # fmt: skip
+    return "\n\n".join([
+        measured(section, f"1 run; {tiles} Sentinel-1 results run on the local backend in "
+                          f"{section['run_seconds_local_backend']:.1f} s"),
+        table(["step", "where", "total", "per tile"], rows),
+        f"Total work per tile: ours {total / tiles * 1000:.0f} ms against the baseline's "
+        f"{base['per_tile_ms']:.0f} ms ({total / tiles * 1000 / base['per_tile_ms']:.1f}x); on the UI thread: "
+        f"ours {ui['per_tile_ms']:.2f} ms against {base['per_tile_ms']:.0f} ms. "
+        f"RSS of the process after loading: {section['rss_after_loading_mb']:.0f} MB.",
+    ])  # fmt: skip
+
+
+def scheduling(results: dict) -> str:
+    section = results["scheduling"]
+    names = {"ours": "ours (`ExtractionRunner`, poll every 0.5 s)",
+             "baseline_run_jobs": "baseline: `MultiBackendJobManager.run_jobs`, `poll_sleep=0.5`"}  # fmt: skip
+    rows = []
+    for key, label in names.items():
+        run = section[key]
+        rows.append([label, run["jobs"], run["finished"], duration(run["wall_s"]), duration(run["ideal_s"]),
+                     f"{run['wall_over_ideal']:.2f}x", f"{run['http_requests_per_job']:.1f}"])  # fmt: skip
+    return "\n\n".join([
+        measured(section, f"1 run each, {section['slots']} parallel slots, jobs of {section['job_seconds']}"),
+        table(["run", "jobs", "finished", "wall", "ideal", "wall / ideal", "HTTP requests per job"], rows),
+    ])  # fmt: skip
+
+
+def ui(results: dict) -> str:
+    rows = []
+    for key in ("ui_responsiveness", "ui_desktop"):
+        if key not in results:
+            continue
+        r = results[key]
+        if "error" in r:
+            rows.append([key, "failed", "", "", "", "", "", ""])
+            continue
+        rows.append([
+            r.get("where", "offscreen, mocked iface"), f"{r['jobs']:,}", f"{r['layers_loaded']:,}",
+            duration(r["wall_s"]),
+            f"{r['ticks']:,}", f"{r['p99_gap_ms']} ms", r["gaps_over_50_ms"],
+            f"**{r['worst_gap_ms']} ms** (machine paused: worst {r['machine_pauses']['worst_ms']:.0f} ms)",
+        ])  # fmt: skip
+    dates = ", ".join(results[k].get("measured_at", "(date not recorded)") for k in ("ui_responsiveness", "ui_desktop")
+                      if k in results)  # fmt: skip
+    return "\n\n".join([
+        f"*Measured {dates}; 1 run each.*",
+        table(["where", "jobs", "layers", "wall", "ticks", "p99 gap", "gaps over 50 ms", "worst gap"], rows),
+    ])  # fmt: skip
+
+
+SECTIONS = {"recipe": recipe, "planning": planning, "tracker": tracker, "layers": layers,
+            "scheduling": scheduling, "ui": ui}  # fmt: skip
+
+
+def render(results: dict) -> dict:
+    """Each generated block's markdown, by name; a section missing from results is left out."""
+    blocks = {}
+    for name, make in SECTIONS.items():
+        try:
+            blocks[name] = make(results)
+        except KeyError as missing:
+            blocks[name] = f"*Not measured yet (results.json has no {missing}).*"
+    return blocks
+
+
+def update(readme: str, blocks: dict) -> str:
+    """The README text with every ``<!-- bench:NAME -->`` block replaced by its generated table."""
+    for name, text in blocks.items():
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n)(?:.*?\n)?(<!-- /bench:{name} -->)", re.DOTALL)
+        if not pattern.search(readme):
+            raise ValueError(f"bench/README.md has no <!-- bench:{name} --> block")
+        readme = pattern.sub(lambda m, text=text: m.group(1) + text + "\n" + m.group(2), readme)
+    return readme
+
+
+def main() -> int:
+    README.write_text(update(README.read_text(), render(json.loads(RESULTS.read_text()))))
+    print(f"{README} regenerated from {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
