@@ -7,7 +7,10 @@ BACKEND_VENV := .venv-backend
 PY := $(VENV)/bin/python
 BACKEND_PY := $(BACKEND_VENV)/bin/python
 SYSTEM_PY := /usr/bin/python3
-PIP_FLAGS := --disable-pip-version-check -q -c constraints.txt
+# Pins follow the system they run on: Debian 13 has Python 3.13 and numpy 2 (constraints-trixie.txt).
+CODENAME := $(shell . /etc/os-release 2>/dev/null; echo $$VERSION_CODENAME)
+CONSTRAINTS := $(if $(wildcard constraints-$(CODENAME).txt),constraints-$(CODENAME).txt,constraints.txt)
+PIP_FLAGS := --disable-pip-version-check -q --prefer-binary -c $(CONSTRAINTS)
 PORT ?= 8765
 APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-venv xvfb imagemagick
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -51,8 +54,8 @@ apt:
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$backports $$missing; \
 	else echo "apt: QGIS $$have and friends already installed"; fi
 
-# The dev venv sees Debian's qgis and osgeo (system site packages); numpy stays 1.x.
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-nodeps.txt constraints.txt
+# The dev venv sees Debian's qgis and osgeo (system site packages); numpy stays Debian's.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-nodeps.txt $(CONSTRAINTS)
 	[ -x $(PY) ] || $(SYSTEM_PY) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
 	# Only the openEO process specifications (JSON) are needed here, to validate our graphs.
@@ -64,7 +67,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-n
 	touch $@
 
 # The local backend's own venv: heavy (dask, rasterio), isolated from QGIS's libraries.
-$(BACKEND_VENV)/.installed: requirements-backend.txt requirements-backend-nodeps.txt constraints.txt
+$(BACKEND_VENV)/.installed: requirements-backend.txt requirements-backend-nodeps.txt $(CONSTRAINTS)
 	[ -x $(BACKEND_PY) ] || $(SYSTEM_PY) -m venv $(BACKEND_VENV)
 	$(BACKEND_PY) -m pip install $(PIP_FLAGS) -r requirements-backend.txt
 	$(BACKEND_PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
