@@ -46,6 +46,44 @@ def activate(target: Path) -> None:
         importlib.invalidate_caches()
 
 
+def openeo_in_use() -> Optional[tuple]:
+    """(version, folder) of the openeo that QGIS's Python has imported, or would import; None if none."""
+    import importlib.util
+
+    module = sys.modules.get("openeo")
+    if module is not None and getattr(module, "__file__", None):
+        return str(getattr(module, "__version__", "?")), Path(module.__file__).resolve().parent.parent
+    spec = importlib.util.find_spec("openeo")
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).resolve().parent.parent
+    found = [d.version for d in importlib.metadata.distributions(name="openeo", path=[str(folder)])]
+    return (found[0] if found else "?"), folder
+
+
+def openeo_conflict(target: Optional[Path] = None) -> str:
+    """'' unless QGIS's Python has an openeo of another release than the runner is built for, from
+    outside our own folder: then why WAC Extractor cannot run, and what to do.
+
+    Every plugin shares QGIS's Python, hence one ``openeo``: the official openEO plugin installs the
+    newest one through qpip. WAC Extractor uses that one copy (importing a second copy of a package
+    under the same name is not possible) when it is the release its runner was built for.
+    """
+    in_use = openeo_in_use()
+    wanted = REQUIRED["openeo"]
+    if in_use is None or _version_tuple(in_use[0])[:2] == _version_tuple(wanted)[:2]:
+        return ""
+    version, folder = in_use
+    if target is not None and folder == Path(target).resolve():
+        return ""  # our own folder: missing() offers to install the right release there
+    return (
+        f"QGIS has openeo {version} (from {folder}, installed by another plugin or by hand), and every plugin "
+        f"shares it; WAC Extractor's runs need openeo {wanted} (its runner uses internals of that release). "
+        f'Install openeo {wanted} there (pip install --target "{folder}" --upgrade openeo=={wanted}; the openEO '
+        "plugin works with it), then restart QGIS. The dock stays closed until then."
+    )
+
+
 def missing(requirements=REQUIRED) -> List[str]:
     """Requirements that are absent or older than needed, e.g. ``['openeo==0.53.0 (found 0.40.0)']``."""
     problems = []
@@ -55,7 +93,7 @@ def missing(requirements=REQUIRED) -> List[str]:
         except importlib.metadata.PackageNotFoundError:
             problems.append(f"{name}=={version} (not installed)")
             continue
-        if _version_tuple(found) < _version_tuple(version):
+        if _version_tuple(found)[:2] != _version_tuple(version)[:2] or _version_tuple(found) < _version_tuple(version):
             problems.append(f"{name}=={version} (found {found})")
     return problems
 

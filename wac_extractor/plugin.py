@@ -60,7 +60,7 @@ class WacExtractorPlugin:
 
     # --- processing ----------------------------------------------------------------------------
     def initProcessing(self):
-        if self.provider is not None or dependencies.missing():
+        if self.provider is not None or dependencies.missing() or dependencies.openeo_conflict(self.deps_target):
             return
         from .processing_provider import WacProcessingProvider
 
@@ -76,8 +76,19 @@ class WacExtractorPlugin:
         self.action.toggled.connect(self.toggle_dock)
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToWebMenu(MENU, self.action)
+        if self.show_conflict():
+            return
         if dependencies.missing():
             self.offer_install()
+
+    def show_conflict(self) -> bool:
+        """Another plugin's openeo of another release is loaded: say so and what to do (no install offer:
+        a second copy in our folder would never be imported)."""
+        conflict = dependencies.openeo_conflict(self.deps_target)
+        if conflict:
+            QgsMessageLog.logMessage(conflict, LOG_TAG, Qgis.MessageLevel.Critical)
+            self.iface.messageBar().pushMessage(LOG_TAG, conflict, Qgis.MessageLevel.Critical, 0)
+        return bool(conflict)
 
     def offer_install(self) -> None:
         problems = ", ".join(dependencies.missing())
@@ -123,9 +134,10 @@ class WacExtractorPlugin:
         )
 
     def toggle_dock(self, visible: bool):
-        if visible and dependencies.missing():
+        if visible and (dependencies.openeo_conflict(self.deps_target) or dependencies.missing()):
             self.action.setChecked(False)
-            self.offer_install()
+            if not self.show_conflict():
+                self.offer_install()
             return
         if self.dock is None:
             if not visible:
