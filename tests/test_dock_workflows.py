@@ -15,7 +15,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QEvent, Qt
-from qgis.PyQt.QtWidgets import QPlainTextEdit
+from qgis.PyQt.QtWidgets import QApplication, QPlainTextEdit
 
 from wac_extractor.layers import SENSOR_GROUPS
 
@@ -199,12 +199,19 @@ def test_double_click_on_a_failed_job_shows_its_log(dock, backend, qtbot):
 
     small_s2_run(dock)
     backend.configure(run_seconds=[0.3, 0.3], fail_title="S2 32631_660000")
+    dock.resize(420, 1000)
     dock.show()
     dock.run_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
     row = next(r for r in range(dock.model.rowCount()) if dock.model.job(r)["status"] == "error")
     job_id = dock.model.job(row)["id"]
+    dock.widget().ensureWidgetVisible(dock.table)  # the table sits at the bottom of the scrolling form
+    dock.table.scrollTo(dock.model.index(row, 0))
+    QApplication.processEvents()
     cell = dock.table.visualRect(dock.model.index(row, 0)).center()
+    assert dock.table.viewport().rect().contains(cell)
+    # What a double-click delivers: press and release, then the double-click event.
+    QTest.mouseClick(dock.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, cell)
     QTest.mouseDClick(dock.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, cell)
     dialog = dock._log_dialog
     assert dialog.isVisible() and job_id in dialog.windowTitle()
