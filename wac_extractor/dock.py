@@ -30,6 +30,7 @@ from qgis.PyQt.QtWidgets import (
     QDateEdit,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -50,6 +51,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .backend_panel import BackendPanel
+from .core.credits import credit_report
 from .core.planning import PlanRequest, plan_aois, summarize
 from .core.process_graphs import COLLECTIONS
 from .core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
@@ -82,6 +84,7 @@ class WacDock(QgsDockWidget):
         self.aois: List[QgsGeometry] = []  # in EPSG:4326
         self.plan = None
         self.task: Optional[ExtractionTask] = None
+        self._budget_warned = False  # a projection over the budget is said once per run
         self.tracker = None
         self.loader: Optional[ResultLoader] = None
         self.jobs_layer = None
@@ -178,6 +181,17 @@ class WacDock(QgsDockWidget):
         self.max_queued = QSpinBox(minimum=0, maximum=168, suffix=" h", specialValueText="never")
         self.max_queued.setToolTip("Cancel a job the backend keeps queued longer than this; Retry queues it again")
         backend_form.addRow("Max. time queued", self.max_queued)
+        self.max_credits = QDoubleSpinBox(minimum=0, maximum=10_000_000, decimals=1, suffix=" credits",
+                                          specialValueText="no cap")  # fmt: skip
+        self.max_credits.setToolTip(
+            "Credit cap for the run: a new job starts only while credits spent + the projected cost of the\n"
+            "running jobs + its own stay within it. Running jobs are never cancelled; raise it and Run to go on."
+        )
+        backend_form.addRow("Credit cap", self.max_credits)
+        self.job_budget = QDoubleSpinBox(minimum=0, maximum=1_000_000, decimals=1, suffix=" credits",
+                                         specialValueText="none")  # fmt: skip
+        self.job_budget.setToolTip("Sent as each job's openEO budget: a backend that supports it stops a job above it")
+        backend_form.addRow("Per-job budget", self.job_budget)
         self.mosaics = QCheckBox("Also mosaic the tiles of each month")
         self.mosaics.setToolTip("One seamless layer per sensor and month (a VRT), besides the per-tile layers")
         backend_form.addRow(self.mosaics)
@@ -202,6 +216,12 @@ class WacDock(QgsDockWidget):
         layout.addWidget(self.cancel_remote)
         self.progress = QProgressBar(textVisible=True, value=0)
         layout.addWidget(self.progress)
+        self.credits = QLabel(wordWrap=True)
+        self.credits.setToolTip(
+            "Credits the backend reported for ended jobs, and the run's projection: credits per km2·month of\n"
+            "each recipe and sensor, from finished jobs (or the backend's estimate) times the jobs left."
+        )
+        layout.addWidget(self.credits)
 
         self.model = JobTableModel(self)
         self.table = QTableView()
@@ -262,6 +282,8 @@ class WacDock(QgsDockWidget):
         self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
         self.mosaics.setChecked(s.value(SETTINGS + "mosaics", False, type=bool))
         self.max_queued.setValue(int(s.value(SETTINGS + "max_queued_hours", 0)))
+        self.max_credits.setValue(float(s.value(SETTINGS + "max_credits", 0)))
+        self.job_budget.setValue(float(s.value(SETTINGS + "job_budget", 0)))
         self.cancel_remote.setChecked(s.value(SETTINGS + "cancel_remote", False, type=bool))
         self.output.setFilePath(s.value(SETTINGS + "output", str(Path.home() / "wac_extractor")))
         self.tracker_file.setFilePath(s.value(SETTINGS + "tracker", ""))
@@ -279,6 +301,8 @@ class WacDock(QgsDockWidget):
             "tile_km": self.tile_km.value(),
             "mosaics": self.mosaics.isChecked(),
             "max_queued_hours": self.max_queued.value(),
+            "max_credits": self.max_credits.value(),
+            "job_budget": self.job_budget.value(),
             "cancel_remote": self.cancel_remote.isChecked(),
             "output": self.output.filePath(),
             "tracker": self.tracker_file.filePath(),
@@ -354,6 +378,7 @@ class WacDock(QgsDockWidget):
         self.plan = None
         tracker_path = self.tracker_file.filePath()
         if tracker_path and Path(tracker_path).exists():
+            self.show_tracker_credits(tracker_path)
             return self._show_problem("", summary=f"Existing tracker: Run resumes {Path(tracker_path).name}.")
         try:
             if not self.aois:
@@ -371,6 +396,22 @@ class WacDock(QgsDockWidget):
         for wkt in self.plan.drop_duplicates("tile_id")["geometry"]:
             self.tile_band.addGeometry(QgsGeometry.fromWkt(wkt), QgsCoordinateReferenceSystem("EPSG:4326"))
         self._show_problem("", summary=f"{summary}; AOIs {total_area:,.1f} km².")
+        self.credits.setText("Credits: no estimate yet (the first jobs' costs, or the backend's estimate, give one)")
+        self.credits.setStyleSheet("")
+
+    def show_tracker_credits(self, tracker_path: str) -> None:
+        """Before resuming: what the tracker's jobs cost so far and what the rest is projected to cost."""
+        try:
+            report = credit_report(open_tracker(tracker_path).snapshot())
+        except (TrackerError, OSError, ValueError, KeyError) as exc:
+            self.credits.setText(f"Credits: the tracker cannot be read ({exc})")
+            return
+        budgets = [r.budget for url, r in self.backends.reports.items() if r.budget is not None]
+        report.budget_left = sum(budgets) if budgets else None  # known after Test connection
+        if getattr(self, "_budget_checked_for", None) != (tracker_path, report.budget_left):
+            self._budget_checked_for = (tracker_path, report.budget_left)
+            self._budget_warned = False  # warned before Run, once per tracker and budget
+        self.show_credits(report)
 
     def _field_for(self, problem: str) -> Optional[QWidget]:
         """The input a core error message names (messages start with the field's name)."""
@@ -440,9 +481,12 @@ class WacDock(QgsDockWidget):
         self.model.set_tracker(tracker, refresh=False)  # the task sends the jobs as soon as it has read them
         self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
         max_queued = self.max_queued.value() * HOUR_SECONDS or None
+        self._budget_warned = False
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
                                    backends, poll_interval=5.0, build_mosaics=self.mosaics.isChecked(),
-                                   max_queued_seconds=max_queued, plan=plan)  # fmt: skip
+                                   max_queued_seconds=max_queued, plan=plan,
+                                   max_credits=self.max_credits.value() or None,
+                                   job_budget=self.job_budget.value() or None)  # fmt: skip
         self.task.tracker_ready.connect(self.on_tracker_ready)
         self.task.progress_changed.connect(self.on_progress)
         self.task.composites_ready.connect(self.on_composites)
@@ -474,11 +518,29 @@ class WacDock(QgsDockWidget):
         self.progress.setValue(progress.done)
         self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
         changed = self.model.set_jobs(jobs, rows, columns)
+        self.show_credits(progress.credits)
         self.backends.run_signed_in()
         if changed and self.jobs_layer is not None:
             # The layer reads the tracker GeoPackage in WAL mode, so a repaint shows the new statuses;
             # reopening it (reloadData) cost 0.1-1 s on the UI thread per snapshot.
             self.jobs_layer.triggerRepaint()
+
+    def show_credits(self, report) -> None:
+        """The run's credits under the progress bar; a projection over the budget is said once, in the bar."""
+        if report is None:
+            self.credits.setText("")
+            return
+        self.credits.setText(f"Credits: {report.text()}")
+        self.credits.setStyleSheet("color: #c62828;" if report.over_budget else "")
+        if report.over_budget and not self._budget_warned:
+            self._budget_warned = True
+            self.iface.messageBar().pushMessage(
+                LOG_TAG,
+                f"This run is projected to need {report.projected_total - report.spent:,.1f} more credits, "
+                f"more than the {report.budget_left:,.1f} left in your budget: set a credit cap, or cancel.",
+                Qgis.MessageLevel.Warning,
+                0,
+            )
 
     @pyqtSlot(object, object, str)
     def on_composites(self, index, composites, tile_label) -> None:
@@ -610,6 +672,9 @@ class WacDock(QgsDockWidget):
         results = f"{summary.downloaded} results loaded"
         if summary.downloads_failed and self.tracker is not None:  # finished on the backend is not a result here
             results = str(result_counts(self.tracker))
+        if summary.cap_reached:
+            state, clean = "ended at the credit cap", False
+            results += ". " + summary.cap_message().rstrip(".")
         self.iface.messageBar().pushMessage(
             LOG_TAG,
             f"Run {state} ({counts}); {results}.",

@@ -57,6 +57,8 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
     TILE, PER_FEATURE, BACKEND, PARALLEL = "TILE_SIZE", "ONE_JOB_PER_FEATURE", "BACKEND", "PARALLEL_JOBS"
     AUTH, USERNAME, AUTHCFG, POLL = "AUTH", "USERNAME", "AUTHCFG", "POLL_SECONDS"
     MAX_QUEUED = "MAX_QUEUED_HOURS"
+    MAX_CREDITS = "MAX_CREDITS"
+    JOB_BUDGET = "JOB_BUDGET"
     OUTPUT_FOLDER, TRACKER = "OUTPUT_FOLDER", "TRACKER"
 
     def name(self):
@@ -129,8 +131,14 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         max_queued = QgsProcessingParameterNumber(
             self.MAX_QUEUED, "Cancel jobs still queued after (hours, 0 = never)", double, 0, False, 0
         )
-        for advanced in (poll, max_queued):
-            advanced.setFlags(advanced.flags() | advanced.FlagAdvanced)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_CREDITS, "Credit cap for the run (0 = no cap): new jobs start only within it", double, 0, False, 0
+        ))  # fmt: skip
+        job_budget = QgsProcessingParameterNumber(
+            self.JOB_BUDGET, "Per-job budget in credits, sent to the backend (0 = none)", double, 0, False, 0
+        )
+        for advanced in (poll, max_queued, job_budget):
+            advanced.setFlags(advanced.flags() | Qgis.ProcessingParameterFlag.Advanced)
             self.addParameter(advanced)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
         self.addParameter(
@@ -215,6 +223,8 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             backends,
             poll_interval=self.parameterAsDouble(parameters, self.POLL, context),
             max_queued_seconds=self.parameterAsDouble(parameters, self.MAX_QUEUED, context) * 3600 or None,
+            max_credits=self.parameterAsDouble(parameters, self.MAX_CREDITS, context) or None,
+            job_budget=self.parameterAsDouble(parameters, self.JOB_BUDGET, context) or None,
             on_progress=lambda p: reports.put(lambda: progress(p)),
             on_event=lambda e: reports.put(lambda: event(e)),
             cancel_check=feedback.isCanceled,  # polled: a signal would queue to this worker thread
@@ -233,6 +243,10 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             f"{'Cancelled' if summary.cancelled else 'Done'} in {summary.seconds:.0f} s: {summary.counts}; "
             f"{summary.downloaded} results downloaded and checked"
         )
+        if summary.credits is not None:
+            feedback.pushInfo(f"Credits: {summary.credits.text()}")
+        if summary.cap_reached:
+            feedback.reportError(summary.cap_message(), fatalError=False)
         if isinstance(tracker, GeoPackageTracker):  # shown when the algorithm ends, coloured as in the dock
             layer = job_tiles_uri(tracker_path)
             details = QgsProcessingContext.LayerDetails(JOB_TILES_NAME, context.project(), "TRACKER_LAYER")

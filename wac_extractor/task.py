@@ -49,7 +49,8 @@ class ExtractionTask(QgsTask):
 
     def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
                  poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False,
-                 max_queued_seconds: Optional[float] = None, plan: Optional[pd.DataFrame] = None):  # fmt: skip
+                 max_queued_seconds: Optional[float] = None, plan: Optional[pd.DataFrame] = None,
+                 max_credits: Optional[float] = None, job_budget: Optional[float] = None):  # fmt: skip
         """``plan``: the job table of a new tracker, written here rather than on the UI thread."""
         super().__init__(description, QgsTask.Flag.CanCancel)
         self.plan = plan
@@ -64,6 +65,8 @@ class ExtractionTask(QgsTask):
             backends,
             poll_interval=poll_interval,
             max_queued_seconds=max_queued_seconds,
+            max_credits=max_credits,
+            job_budget=job_budget,
             on_progress=self._on_progress,
             on_event=self._on_event,
         )

@@ -133,6 +133,11 @@ class BackendConfig:
     asset_key: str = ""  # a hostile backend: list every asset under this name (the file is still served)
     asset_mode: str = "api"  # api: assets on the API host; signed: signed URLs on a storage origin; redirect: 302 there
     max_workers: int = 2
+    # Credits: every job's costs are known at creation (deterministic: area x months x recipe). The
+    # account's budget is reported by GET /me and spent by jobs that end; estimates=False hides both
+    # the estimate endpoint and the budget, as a backend without them.
+    budget: Optional[float] = 1000.0
+    estimates: bool = True
 
 
 @dataclass
@@ -150,6 +155,16 @@ class Job:
     started_at: float = 0.0
     finished_at: float = 0.0
     owner: str = ""
+    budget: Optional[float] = None  # the job's own limit (openEO ``budget`` at creation)
+    costs: float = 0.0  # what the job costs when it runs to its end (graph_costs)
+    size: float = 0.0  # km2 x months it reads
+
+    @property
+    def charged(self) -> float:
+        """Credits the job has spent: all of it, or its budget when it was stopped at its budget."""
+        if self.status not in ("finished", "error"):
+            return 0.0
+        return min(self.costs, self.budget) if self.budget is not None else self.costs
 
     def describe(self, root: str) -> dict:
         metadata = {
@@ -161,15 +176,52 @@ class Job:
             "progress": self.progress,
             "process": {"process_graph": self.process_graph},
         }
+        if self.budget is not None:
+            metadata["budget"] = self.budget
         if self.status in ("finished", "error"):
             seconds = max(0.0, self.finished_at - self.started_at)
+            share = self.charged / self.costs if self.costs else 1.0  # a job stopped at its budget ran less
             metadata["usage"] = {
-                "cpu": {"value": round(seconds * 2, 2), "unit": "cpu-seconds"},
-                "memory": {"value": round(seconds * 1024), "unit": "mb-seconds"},
+                "cpu": {"value": round(self.costs * 36 * share, 2), "unit": "cpu-seconds"},
+                "memory": {"value": round(self.costs * 2000 * share), "unit": "mb-seconds"},
+                "input_pixel": {"value": round(self.size * 2.5 * share, 3), "unit": "mega-pixel"},
                 "duration": {"value": round(seconds, 2), "unit": "seconds"},
             }
-            metadata["costs"] = round(1 + seconds / 10, 3)
+            metadata["costs"] = round(self.charged, 3)
         return metadata
+
+
+# Credits per km2 and month read, per collection; the LCFM recipe (percentiles) costs twice as much.
+CREDITS_PER_KM2_MONTH = {"SENTINEL2_L2A": 0.02, "SENTINEL1_GLOBAL_MOSAICS": 0.01}
+LCFM_FACTOR = 2.0
+
+
+def _process_ids(graph: dict):
+    for node in graph.values():
+        if isinstance(node, dict) and "process_id" in node:
+            yield node["process_id"]
+            for value in node.get("arguments", {}).values():
+                if isinstance(value, dict) and isinstance(value.get("process_graph"), dict):
+                    yield from _process_ids(value["process_graph"])
+
+
+def graph_costs(graph: dict) -> tuple:
+    """(credits, km2 x months) of a job: each collection's area x months at its rate, x2 for LCFM."""
+    read: Dict[str, float] = {}
+    for node in graph.values():
+        if not isinstance(node, dict) or node.get("process_id") != "load_collection":
+            continue
+        arguments = node.get("arguments", {})
+        extent, window = arguments.get("spatial_extent") or {}, arguments.get("temporal_extent") or []
+        try:
+            km2 = (extent["east"] - extent["west"]) * (extent["north"] - extent["south"]) / 1e6
+            days = (datetime.fromisoformat(window[1][:10]) - datetime.fromisoformat(window[0][:10])).days
+        except (KeyError, TypeError, IndexError, ValueError):
+            continue
+        read[arguments.get("id", "")] = max(read.get(arguments.get("id", ""), 0.0), km2 * days / (365.25 / 12))
+    factor = LCFM_FACTOR if "quantiles" in set(_process_ids(graph)) else 1.0
+    costs = sum(size * CREDITS_PER_KM2_MONTH.get(collection, 0.01) for collection, size in read.items()) * factor
+    return round(costs, 3), max(read.values(), default=0.0)
 
 
 class Backend:
@@ -221,8 +273,11 @@ class Backend:
                 return
             job.status, job.updated = "running", now_rfc3339()
         run_started = time.time()
-        future = self.pool.submit(self._execute, job)
-        error = future.result()
+        if job.budget is not None and job.costs > job.budget:  # as a backend stops a job at its budget
+            error = (f"Job stopped: its costs would exceed its budget ({job.costs:.3f} > {job.budget:.3f} "
+                     "credits). Create it with a larger budget, or none.")  # fmt: skip
+        else:
+            error = self.pool.submit(self._execute, job).result()
         time.sleep(max(0.0, self.duration(job.id + "run", self.config.run_seconds) - (time.time() - run_started)))
         with self.lock:
             if job.status != "running":
@@ -433,7 +488,12 @@ class Handler(BaseHTTPRequestHandler):
             if user is None:
                 return None
             if path == "/me":
-                return self.send_json(200, {"user_id": user, "name": OIDC_USERS.get(user, user)})
+                account = {"user_id": user, "name": OIDC_USERS.get(user, user)}
+                if backend.config.budget is not None and backend.config.estimates:
+                    with backend.lock:
+                        spent = sum(job.charged for job in backend.jobs.values() if job.owner == user)
+                    account["budget"] = round(backend.config.budget - spent, 3)
+                return self.send_json(200, account)
             return self.jobs_route(method, path, query, user)
         return self.error(404, "NotFound", f"{method} {path} is not an endpoint of this backend.")
 
@@ -499,6 +559,8 @@ class Handler(BaseHTTPRequestHandler):
             ("/jobs/{job_id}/results", ["GET", "POST", "DELETE"]),
             ("/jobs/{job_id}/logs", ["GET"]),
         ]
+        if self.backend.config.estimates:
+            endpoints.append(("/jobs/{job_id}/estimate", ["GET"]))
         return {
             "api_version": API_VERSION,
             "backend_version": "0.1.0",
@@ -535,8 +597,11 @@ class Handler(BaseHTTPRequestHandler):
                 graph = (body.get("process") or {}).get("process_graph")
                 if not graph:
                     return self.error(400, "ProcessGraphMissing", "No process graph in the request.")
+                costs, size = graph_costs(graph)
+                budget = body.get("budget")
                 job = Job(id=f"j-{uuid.uuid4().hex[:12]}", title=body.get("title") or "", process_graph=graph,
-                          created=now_rfc3339(), owner=user)  # fmt: skip
+                          created=now_rfc3339(), owner=user, costs=costs, size=size,
+                          budget=float(budget) if budget is not None else None)  # fmt: skip
                 with backend.lock:
                     backend.jobs[job.id] = job
                 self.send_response(201)
@@ -584,6 +649,11 @@ class Handler(BaseHTTPRequestHandler):
                                         "properties": {"datetime": job.updated}, "links": []})  # fmt: skip
         if len(rest) == 3 and rest[:2] == ["results", "assets"] and method == "GET":
             return self.send_asset(job, rest[2])
+        if rest == ["estimate"] and method == "GET":
+            if not backend.config.estimates:
+                return self.error(404, "NotFound", f"{method} {path} is not an endpoint of this backend.")
+            return self.send_json(200, {"costs": job.costs, "duration": "PT1M", "size": int(job.size * 2.5e6),
+                                        "downloads_included": None})  # fmt: skip
         if rest == ["logs"] and method == "GET":
             level = (query.get("level") or ["debug"])[0]
             order = ["debug", "info", "warning", "error"]

@@ -14,9 +14,18 @@ from openeo.rest import OpenEoClientException
 from shapely.geometry.base import BaseGeometry
 
 from .connect import CDSE_URL, check_backend
+from .credits import credit_report
 from .planning import PlanRequest, plan_aois, plan_grid, summarize
 from .recipes import DEFAULT_RECIPE, RECIPES
-from .runner import BackendSpec, ExtractionRunner, JobEvent, RunProgress, iter_failed, result_counts
+from .runner import (
+    BackendSpec,
+    ExtractionRunner,
+    JobEvent,
+    RunProgress,
+    SignInLostError,
+    iter_failed,
+    result_counts,
+)
 from .signin import (
     SIGN_IN_METHODS,
     BackendLogin,
@@ -112,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     _sign_in_arguments(run)
     run.add_argument("--poll", type=float, default=10.0, help="seconds between status polls (default 10)")
     run.add_argument("--max-queued-hours", type=float, help="cancel jobs still queued on the backend after this long")
+    run.add_argument(
+        "--max-credits",
+        type=float,
+        help="start new jobs only while spent + projected running + the new job stay within this",
+    )
+    run.add_argument("--job-budget", type=float, help="each job's openEO budget: the backend stops a job above it")
 
     login = sub.add_parser("login", help="sign in (device code for OIDC), then test what the backend offers")
     login.add_argument("--backend", default=CDSE_URL, help=f"backend URL (default {CDSE_URL})")
@@ -196,8 +211,9 @@ def command_run(args) -> int:
 
     max_queued = args.max_queued_hours * 3600 if args.max_queued_hours else None
     runner = ExtractionRunner(tracker, args.output, backends, poll_interval=args.poll, max_queued_seconds=max_queued,
-                              on_progress=progress,
-                              on_event=event)  # fmt: skip
+                              on_progress=progress, on_event=event, max_credits=args.max_credits,
+                              job_budget=args.job_budget)  # fmt: skip
+    print(f"credits before the run: {runner.credits().text()}", flush=True)
     try:
         summary = runner.run()
     except KeyboardInterrupt:
@@ -205,6 +221,11 @@ def command_run(args) -> int:
         print("interrupted: the tracker keeps every job; run the same command again to resume.")
         return 130
     print(f"done in {summary.seconds:.0f}s: {summary.counts}; {summary.downloaded} results downloaded and checked")
+    if summary.credits is not None:
+        print(f"credits: {summary.credits.text()}")
+    if summary.cap_reached:
+        print(summary.cap_message())
+        return 3
     if summary.downloads_failed:
         print(result_counts(tracker))
     return 0 if not summary.downloads_failed and set(summary.counts) <= {"finished"} else 1
@@ -232,6 +253,7 @@ def command_status(args) -> int:
     )
     if counts.get("finished"):
         print(result_counts(tracker))  # "finished" on the backend is not a result here
+    print(f"credits: {credit_report(tracker.read()).text()}")
     for row in iter_failed(tracker):
         message = row.get("error_message") if isinstance(row.get("error_message"), str) else ""
         status = "download failed" if row.get("status") == "finished" else row.get("status")
@@ -256,3 +278,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SignInLostError as exc:  # the run stopped on a refused sign-in; every job is kept
+        print(f"stopped: {exc}", file=sys.stderr)
+        return 1

@@ -52,6 +52,7 @@ class BackendReport:
     missing_collections: List[str] = field(default_factory=list)
     missing_processes: List[str] = field(default_factory=list)
     netcdf: bool = False
+    budget: Optional[float] = None  # credits left, where the backend reports it (GET /me -> budget)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +67,8 @@ class BackendReport:
         if self.missing_processes:
             out.append("missing processes: " + ", ".join(self.missing_processes))
         out.append("save_result as netCDF: " + ("yes" if self.netcdf else "NO"))
+        if self.budget is not None:
+            out.append(f"budget left: {self.budget:,.1f} credits")
         return out
 
 
@@ -82,4 +85,7 @@ def check_backend(connection: openeo.Connection, user: str = "") -> BackendRepor
     report.missing_processes = [p for p in needed if p not in capabilities.processes]
     formats = connection.list_output_formats()
     report.netcdf = any(name.lower() == RESULT_FORMAT.lower() for name in formats)
+    if user and connection.capabilities().supports_endpoint("/me", "GET"):
+        budget = connection.describe_account().get("budget")
+        report.budget = float(budget) if isinstance(budget, (int, float)) else None
     return report

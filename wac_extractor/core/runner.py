@@ -41,6 +41,7 @@ from openeo.rest import OpenEoApiPlainError, OpenEoClientException  # the base: 
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .credits import ESTIMATE_COLUMN, CreditCap, CreditReport, JobMeasures, cost_key, credit_report
 from .process_graphs import BackendCapabilities, backend_capabilities, decode_cell, expected_result, job_cube
 from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
 from .signin import SignInCancelledError, SignInRequiredError, is_auth_error
@@ -49,7 +50,7 @@ from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker, TrackerError, T
 _log = logging.getLogger(__name__)
 
 # Columns only the runner writes; the manager's own persist() calls never touch them.
-RUNNER_COLUMNS = ("job_key", "create_requested_at", "result_status", "result_files", "error_message")
+RUNNER_COLUMNS = ("job_key", "create_requested_at", "result_status", "result_files", "error_message", ESTIMATE_COLUMN)
 TRANSIENT_HTTP = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_S = 30.0
 LISTING_PAGE = 100  # jobs per page when looking a job up by its key
@@ -137,6 +138,7 @@ class RunProgress:
     downloaded: int
     downloads_failed: int
     jobs: Optional[pd.DataFrame] = None  # the snapshot the counts come from (no footprints)
+    credits: Optional[CreditReport] = None
 
     @property
     def done(self) -> int:
@@ -156,6 +158,19 @@ class RunSummary:
     cancelled: bool
     seconds: float
     stats: Dict[str, int] = field(default_factory=dict)
+    credits: Optional[CreditReport] = None
+
+    @property
+    def cap_reached(self) -> bool:
+        return bool(self.credits and self.credits.held_by_cap)
+
+    def cap_message(self) -> str:
+        """What the user reads when the credit cap ended the run, and what to do."""
+        report = self.credits
+        if report is None or not report.held_by_cap:
+            return ""
+        return (f"Credit cap reached: {report.held_by_cap} jobs not started (spent {report.spent:,.1f} of "
+                f"{report.cap:,.1f} credits); raise the cap and run again to go on.")  # fmt: skip
 
 
 class SignInLostError(RuntimeError):
@@ -169,6 +184,14 @@ class ObservedTracker:
         self._tracker = tracker
         self._on_change = on_change
         self._statuses: Dict[int, str] = {}
+        self.gate: Optional[Callable[[pd.DataFrame], pd.DataFrame]] = None  # which new jobs may start
+
+    def get_by_status(self, statuses, max=None) -> pd.DataFrame:  # noqa: A002 (openeo's name)
+        """The manager launches from ``not_started`` rows: only those the gate (credit cap) lets through."""
+        frame = self._tracker.get_by_status(statuses, max=max)
+        if self.gate is not None and list(statuses) == ["not_started"]:
+            frame = self.gate(frame)
+        return frame
 
     def remember(self, statuses: Dict[int, str]) -> None:
         self._statuses.update(statuses)
@@ -240,6 +263,8 @@ class ExtractionRunner:
         logs_dir: Optional[Path] = None,
         cancel_check: Optional[Callable[[], bool]] = None,
         max_queued_seconds: Optional[float] = None,
+        max_credits: Optional[float] = None,
+        job_budget: Optional[float] = None,
     ):
         """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection.
 
@@ -250,7 +275,14 @@ class ExtractionRunner:
         ``error`` with the reason (Retry starts it again); None waits for ever.
         ``cancel_check`` is polled a few times a second (e.g. a Processing feedback's ``isCanceled``);
         returning True has the same effect as :meth:`cancel`.
+        ``max_credits``: a new job starts only while credits spent + the projected cost of the running
+        jobs + its own stay within it (``credits.CreditCap``); running jobs are never cancelled for it.
+        ``job_budget``: sent as each job's openEO ``budget``, so a backend stops a runaway job itself.
         """
+        if max_credits is not None and max_credits <= 0:
+            raise ValueError(f"max credits: {max_credits} is not a cap; give a positive number, or none.")
+        if job_budget is not None and job_budget <= 0:
+            raise ValueError(f"job budget: {job_budget} is not a budget; give a positive number, or none.")
         if not backends:
             raise ValueError("backends: no backend given; add at least one backend URL.")
         self.tracker = tracker
@@ -278,6 +310,15 @@ class ExtractionRunner:
         self._queued_since: Dict[int, float] = {}  # row -> monotonic time it was first seen queued
         # Rows whose create got no answer and whose job was not found: (attempts, monotonic time to retry).
         self._create_retry_at: Dict[int, tuple] = {}
+        self._measures = JobMeasures()
+        self.cap = CreditCap(max_credits, self._measures) if max_credits else None
+        self.job_budget = job_budget
+        self._held_by_cap = 0
+        self._budgets: Dict[str, float] = {}  # remaining budget per backend (GET /me), where reported
+        self._estimated_kinds: set = set()  # (backend, recipe and sensor) asked for an estimate already
+        self._budget_warned = False
+        if self.cap is not None:
+            self._observed.gate = self._credit_gate
 
     # --- public API ----------------------------------------------------------------------------
     def cancel(self, cancel_remote: bool = False) -> None:
@@ -315,6 +356,7 @@ class ExtractionRunner:
         try:
             self._observed.remember(self.tracker.statuses())
             self._resume()
+            self._read_budgets()
             self._report_progress()  # the jobs, before the first poll (which may wait on a slow backend)
             while not self._stop.is_set():
                 if not self._work_left(manager):
@@ -338,7 +380,7 @@ class ExtractionRunner:
             _RunnerThreadNoise.active.run = False
         progress = self._progress()
         return RunSummary(progress.counts, progress.downloaded, progress.downloads_failed, self._stop.is_set(),
-                          time.monotonic() - started, dict(stats))  # fmt: skip
+                          time.monotonic() - started, dict(stats), progress.credits)  # fmt: skip
 
     # --- the loop's parts ----------------------------------------------------------------------
     def _sleep(self, seconds: float) -> None:
@@ -416,11 +458,63 @@ class ExtractionRunner:
         return self._manager._get_connection(backend_name)
 
     def _work_left(self, manager: _WacJobManager) -> bool:
-        pending = pending_jobs(self.tracker)
+        counts = self.tracker.count_by_status(PENDING_STATUSES)
+        pending = sum(counts.values())
         with self._lock:
             downloading = any(not f.done() for f in self._downloads.values())
         deferred = bool(self._create_retry_at)  # rows waiting out a backoff after an ambiguous create
-        return bool(pending or downloading or deferred or manager._worker_pool.has_unprocessed_tasks())
+        busy = downloading or deferred or manager._worker_pool.has_unprocessed_tasks()
+        if self.cap is not None and counts.get("not_started") and pending == counts["not_started"] and not busy:
+            # Nothing running: if the cap admits none of the jobs left, the run has ended at the cap.
+            if self._credit_gate(self.tracker.get_by_status(["not_started"])).empty:
+                return False
+        return bool(pending or busy)
+
+    def _credit_gate(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        admitted, self._held_by_cap = self.cap.admit(candidates, self.tracker.snapshot())
+        return admitted
+
+    def _read_budgets(self) -> None:
+        """Each backend's remaining budget, where it reports one (``GET /me`` -> ``budget``); never fails a run."""
+        for spec, _ in self.backends:
+            try:
+                connection = self._connection(spec.name)
+                if connection is None or not connection.capabilities().supports_endpoint("/me", "GET"):
+                    continue
+                budget = connection.describe_account().get("budget")
+                if isinstance(budget, (int, float)):
+                    self._budgets[spec.name] = float(budget)
+            except (OpenEoClientException, OpenEoApiPlainError, requests.RequestException, SignInRequiredError) as exc:
+                _log.info("no budget from %s: %s", spec.name, exc)
+
+    def _estimate(self, connection: Connection, job: BatchJob, row: pd.Series, provider: str) -> None:
+        """The backend's estimate of the first job of each kind (recipe, sensor), where it has the
+        endpoint: a projection before any job of that kind has finished."""
+        kind = (provider, cost_key(row))
+        if kind in self._estimated_kinds:
+            return
+        self._estimated_kinds.add(kind)
+        try:
+            if not connection.capabilities().supports_endpoint("/jobs/{job_id}/estimate", "GET"):
+                return
+            costs = job.estimate().get("costs")
+        except (OpenEoClientException, OpenEoApiPlainError, requests.RequestException) as exc:
+            _log.info("no estimate for %s from %s: %s", cost_key(row), provider, exc)
+            return
+        if isinstance(costs, (int, float)):
+            self.tracker.update_row(row.name, **{ESTIMATE_COLUMN: float(costs)})
+
+    def credits(self, jobs: Optional[pd.DataFrame] = None) -> CreditReport:
+        """Credits spent and projected for this tracker, with the cap and the backends' budget left."""
+        frame = self.tracker.snapshot() if jobs is None else jobs
+        budget = sum(self._budgets.values()) if self._budgets else None
+        cap = self.cap.max_credits if self.cap is not None else None
+        report = credit_report(frame, budget, cap, self._held_by_cap, self._measures)
+        if report.over_budget and not self._budget_warned:
+            self._budget_warned = True
+            _log.warning("projected %.1f credits still to spend, more than the %.1f left in the budget",
+                         report.projected_total - report.spent, report.budget_left)  # fmt: skip
+        return report
 
     def _resume(self) -> None:
         """Pick up what an interrupted run left: undownloaded results, jobs whose start was lost."""
@@ -485,6 +579,7 @@ class ExtractionRunner:
             self.tracker.update_row(index, job_key=key, create_requested_at=_now())
             job, adopted = self._create_job(connection, cube, title, key, index)
             self._create_retry_at.pop(index, None)  # the row has its job: no retry pending
+            self._estimate(connection, job, row, provider)
             # Started here, on this connection: openeo's start task would first open a new connection
             # (two more requests and a thread hop per job). A failed start is retried as "start_failed".
             return self._start_remote(job, title, adopted=adopted)
@@ -506,7 +601,7 @@ class ExtractionRunner:
         60 s), each time after another look-up; the other rows run meanwhile.
         """
         try:
-            return connection.create_job(cube, title=title), False
+            return connection.create_job(cube, title=title, budget=self.job_budget), False
         except OpenEoApiPlainError as exc:
             if exc.http_status_code not in TRANSIENT_HTTP:
                 raise
@@ -729,7 +824,8 @@ class ExtractionRunner:
         counts = {str(k): int(v) for k, v in jobs["status"].value_counts().items()}
         finished = jobs[jobs["status"] == "finished"]
         results = finished.get("result_status", pd.Series(dtype=object))
-        return RunProgress(counts, len(jobs), int((results == "ok").sum()), int((results == "failed").sum()), jobs)
+        return RunProgress(counts, len(jobs), int((results == "ok").sum()), int((results == "failed").sum()), jobs,
+                           self.credits(jobs))  # fmt: skip
 
     def _report_progress(self) -> None:
         if self.on_progress:
