@@ -311,38 +311,31 @@ def bench_scheduling(jobs: int = 200, slots: int = 4, poll: float = 0.5) -> dict
     return results
 
 
-def bench_ui_responsiveness(jobs: int = 1000) -> dict:
-    """A dock run of ``jobs`` jobs with a 10 ms watchdog on the UI thread (own process: own QGIS app)."""
+def _json_of(module: str, *args: str, python: str = sys.executable) -> dict:
+    """Run ``python -m module args`` (a section that needs a process of its own) and read its last JSON line."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "bench.ui_watchdog", str(jobs)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent, timeout=3600)  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([python, "-m", module, *args], capture_output=True, text=True, cwd=root, timeout=3600)
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_ui_responsiveness(jobs: int = 1000) -> dict:
+    """A dock run of ``jobs`` jobs with a 10 ms watchdog on the UI thread (own process: own QGIS app)."""
+    return _json_of("bench.ui_watchdog", str(jobs))
 
 
 def bench_ui_desktop(jobs: int = 300) -> dict:
     """The same dock run inside QGIS Desktop under Xvfb (own process): real layer tree, visible canvas."""
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-m", "bench.ui_desktop", str(jobs)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent, timeout=3600)  # fmt: skip
-    if done.returncode != 0:
-        return {"error": done.stderr[-2000:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _json_of("bench.ui_desktop", str(jobs))
 
 
 def bench_recipe_tile() -> dict:
     """What one job computes: a 10 km tile at 20 m per recipe, in the local backend's venv."""
-    import subprocess
-
     root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([str(root / ".venv-backend" / "bin" / "python"), "-m", "bench.recipe_tile"],
-                          capture_output=True, text=True, cwd=root, timeout=3600)  # fmt: skip
-    if done.returncode != 0:
-        return {"error": done.stderr[-2000:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _json_of("bench.recipe_tile", python=str(root / ".venv-backend" / "bin" / "python"))
 
 
 SECTIONS = {

@@ -56,7 +56,7 @@ def main(jobs: int = 300, display: str = ":97") -> dict:
         "XDG_DATA_HOME": str(work / "xdg"),  # a private refresh-token store
         "QT_QPA_PLATFORM": "xcb",
     }
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24"], stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-dpi", "96"], stderr=subprocess.DEVNULL)
     time.sleep(1)
     log = open(work / "qgis.log", "w")
     qgis = subprocess.Popen(
