@@ -39,5 +39,5 @@ def test_a_changed_figure_changes_its_table(results):
 
 
 def test_a_readme_without_a_block_is_refused(results):
-    with pytest.raises(ValueError, match="bench:ui"):
+    with pytest.raises(ValueError, match=r"has no <!-- bench:planning --> block"):
         report.update("# Benchmarks\n<!-- bench:recipe -->\n<!-- /bench:recipe -->\n", report.render(results))

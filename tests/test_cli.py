@@ -81,13 +81,15 @@ def test_status_tells_finished_jobs_whose_downloads_failed_from_downloaded_ones(
     tracker = open_tracker(tmp_path / "jobs.gpkg")
     for index in range(8):
         message = f"download failed: GET http://backend/jobs/j-{index}/results/assets/openEO.nc answered HTTP 401"
-        tracker.update_row(index, status="finished", id=f"j-{index}", result_status="failed", error_message=message)
+        tracker.update_row(index, status="finished", id=f"j-{index}", result_status="failed", error_message=message,
+                           costs=1.5 * (index + 1))  # fmt: skip
     result = cli("status", "--jobs", str(tmp_path / "jobs.gpkg"))
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "finished: 8 (total 8)"
     assert lines[1].startswith("results of 8 finished jobs: 0 downloaded, 8 failed, 0 not downloaded yet; first")
     assert lines[1].endswith("answered HTTP 401")
+    assert lines[2] == "credits: 54.0 credits spent (8 jobs); projected 54.0 for the run"  # 1.5 x (1 + ... + 8)
     assert len([line for line in lines if "\tdownload failed\t" in line]) == 8
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from qgis.core import (
@@ -219,3 +220,25 @@ def test_double_click_on_a_failed_job_shows_its_log(dock, backend, qtbot):
     assert "status: error" in text and "synthetic processing error" in text
     assert (dock.tracker.path.parent / "jobs_logs" / f"{job_id}.json").read_text() in text  # the backend's logs
     dialog.close()
+
+
+def test_an_empty_project_gets_the_aois_utm_zone_and_a_users_crs_is_kept(dock, backend, qtbot):
+    """QGIS gives an empty project its first layer's CRS (the tiles' EPSG:4326): the UTM tiles were drawn skewed."""
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    project = QgsProject.instance()
+    project.setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))  # what an empty project has until a layer sets it
+    small_s2_run(dock)
+    backend.configure(run_seconds=[0.2, 0.2])
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
+    assert project.crs().authid() == "EPSG:32631"
+
+    # A project the user set up (layers, their CRS): the run adds its layers and leaves the CRS alone.
+    add_lonlat_layer("POLYGON((5.30 50.65, 5.36 50.65, 5.36 50.69, 5.30 50.65))")
+    project.setCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    dock.tracker_file.setFilePath(str(Path(dock.tracker_file.filePath()).with_name("second.gpkg")))
+    dock.update_preview()
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
+    assert project.crs().authid() == "EPSG:3857"

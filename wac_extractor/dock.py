@@ -71,6 +71,8 @@ def _section(title: str) -> Tuple[QgsCollapsibleGroupBox, QFormLayout]:
     box = QgsCollapsibleGroupBox(title)
     form = QFormLayout(box)
     form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    # A narrow dock (beside the Layers panel on a laptop) puts a field under its label, never clips it.
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
     return box, form
 
 
@@ -78,7 +80,7 @@ class WacDock(QgsDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__("WAC Extractor", parent)
         self.setObjectName("WacExtractorDock")
-        self.setMinimumWidth(360)
+        self.setMinimumWidth(240)  # fits beside the Layers panel; long forms scroll vertically
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.aois: List[QgsGeometry] = []  # in EPSG:4326
@@ -151,7 +153,7 @@ class WacDock(QgsDockWidget):
             self.recipe.setItemData(self.recipe.count() - 1, RECIPES[name], Qt.ItemDataRole.ToolTipRole)
         self.recipe.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         time_form.addRow("Recipe", self.recipe)
-        self.s1 = QCheckBox("Sentinel-1 (VV, VH mosaics)")
+        self.s1 = QCheckBox("Sentinel-1 (VV, VH)")
         self.s2 = QCheckBox("Sentinel-2 L2A")
         time_form.addRow(self.s1)
         time_form.addRow(self.s2)
@@ -192,7 +194,7 @@ class WacDock(QgsDockWidget):
                                          specialValueText="none")  # fmt: skip
         self.job_budget.setToolTip("Sent as each job's openEO budget: a backend that supports it stops a job above it")
         backend_form.addRow("Per-job budget", self.job_budget)
-        self.mosaics = QCheckBox("Also mosaic the tiles of each month")
+        self.mosaics = QCheckBox("Month mosaics of all tiles")
         self.mosaics.setToolTip("One seamless layer per sensor and month (a VRT), besides the per-tile layers")
         backend_form.addRow(self.mosaics)
         layout.addWidget(backend_box)
@@ -208,7 +210,7 @@ class WacDock(QgsDockWidget):
         run_row.addWidget(self.run_button, 1)
         run_row.addWidget(self.cancel_button)
         layout.addLayout(run_row)
-        self.cancel_remote = QCheckBox("Cancel also stops the backend's jobs")
+        self.cancel_remote = QCheckBox("Cancel stops backend jobs")
         self.cancel_remote.setToolTip(
             "Unticked, Cancel stops this QGIS run only: jobs already on the backend go on, and Run picks them\n"
             "up again. Ticked, they are cancelled on the backend too (no more credits spent); Retry restarts them."
@@ -408,6 +410,7 @@ class WacDock(QgsDockWidget):
             return
         budgets = [r.budget for url, r in self.backends.reports.items() if r.budget is not None]
         report.budget_left = sum(budgets) if budgets else None  # known after Test connection
+        report.cap = self.max_credits.value() or None
         if getattr(self, "_budget_checked_for", None) != (tracker_path, report.budget_left):
             self._budget_checked_for = (tracker_path, report.budget_left)
             self._budget_warned = False  # warned before Run, once per tracker and budget
@@ -507,10 +510,28 @@ class WacDock(QgsDockWidget):
 
     @pyqtSlot(object)
     def on_tracker_ready(self, tiles_layer) -> None:
-        """The task created (or opened) the tracker and its job-tile layer: show the layer."""
-        if tiles_layer is not None:
-            self.jobs_layer = tiles_layer
-            QgsProject.instance().addMapLayer(self.jobs_layer)
+        """The task created (or opened) the tracker and its job-tile layer: show the layer.
+
+        QGIS gives an empty project the CRS of its first layer, here the tiles' EPSG:4326, and the UTM
+        tiles are then drawn skewed: an empty project gets the AOI's UTM zone, any other keeps its own.
+        """
+        if tiles_layer is None:
+            return
+        project = QgsProject.instance()
+        wanted = project.crs() if project.mapLayers() and project.crs().isValid() else self._run_utm_crs()
+        self.jobs_layer = tiles_layer
+        project.addMapLayer(self.jobs_layer)
+        if wanted.isValid() and project.crs() != wanted:
+            project.setCrs(wanted)
+
+    def _run_utm_crs(self) -> QgsCoordinateReferenceSystem:
+        """The UTM zone of the run's first tile (tile ids start with the EPSG code: ``32631_664000_...``)."""
+        try:
+            tile = str(self.tracker.get_by_indices([0]).iloc[0].get("tile_id") or "")
+        except (IndexError, KeyError, TrackerError, OSError):
+            return QgsCoordinateReferenceSystem()
+        code = tile.split("_")[0]
+        return QgsCoordinateReferenceSystem(f"EPSG:{code}") if code.isdigit() else QgsCoordinateReferenceSystem()
 
     @pyqtSlot(object, object, object, object)
     def on_progress(self, progress, jobs, rows, columns) -> None:

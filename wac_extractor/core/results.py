@@ -86,6 +86,8 @@ def stream_to_file(
             raise DownloadError(f"{href}: got {written} of {expected} bytes (download cut off)")
         partial.replace(target)
         return written
+    except requests.exceptions.ChunkedEncodingError as exc:  # urllib3 2 raises on a short body itself
+        raise DownloadError(f"{href}: the connection closed early (download cut off: {exc})") from exc
     except requests.RequestException as exc:
         raise DownloadError(f"GET {href} failed: {exc}") from exc
     finally:
