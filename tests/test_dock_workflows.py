@@ -122,6 +122,9 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     assert dock.tracker.count_by_status() == {"finished": jobs}
 
     run_group = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
+    # A run adds its groups and layers collapsed: the Layers panel gets one row per run, not three per tile.
+    assert not run_group.isExpanded() and not run_group.findGroup(SENSOR_GROUPS[2]).isExpanded()
+    assert run_group.findLayers() and not any(node.isExpanded() for node in run_group.findLayers())
     mosaics = run_group.findGroup("Mosaics").findGroup(SENSOR_GROUPS[2]).findLayers()
     assert [layer.layer().name() for layer in mosaics] == ["S2 2023-01 true colour mosaic"]
     assert len(run_group.findGroup(SENSOR_GROUPS[2]).findGroup("2023-01").findLayers()) == jobs

@@ -230,8 +230,11 @@ def test_http_429_and_500_are_retried(backend, tmp_path):
 def test_failed_job_is_marked_error_with_its_log(backend, tmp_path):
     backend.configure(fail_title="S2 32631_684000_5631120")
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
-    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    events = []
+    summary = make_runner(tracker, tmp_path / "out", backend.url, on_event=events.append).run()
     assert summary.counts == {"finished": 7, "error": 1}
+    errors = [e for e in events if e.status == "error"]  # reported once, with the backend's message (was twice)
+    assert len(errors) == 1 and "synthetic processing error" in errors[0].message
     failed = tracker.get_by_status(["error"]).iloc[0]
     assert failed["title"].startswith("S2 32631_684000_5631120")
     assert "synthetic processing error" in failed["error_message"]
@@ -416,3 +419,14 @@ def test_a_job_the_backend_refuses_is_skipped_with_the_reason(backend, tmp_path)
     assert summary.counts == {"finished": 7, "skipped": 1}
     skipped = tracker.get_by_status(["skipped"]).iloc[0]
     assert "Injected HTTP 400" in skipped["error_message"]
+
+
+def test_a_refused_status_read_right_after_a_start_does_not_end_the_run(backend, tmp_path):
+    """openeo reads a new job's status right after start_job and let a 403 there end the whole run
+    (seen on Debian 13 when a sign-in was revoked at that moment). The job is kept and checked again."""
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:2])
+    backend.faults({"status": 403, "method": "GET", "path": "^/jobs/[^/]+$", "times": 1})
+    summary = make_runner(tracker, tmp_path / "out", backend.url).run()
+    assert summary.counts == {"finished": 2} and summary.downloaded == 2
+    assert backend.requests().get("FAULT /403") == 1
+    assert len(backend.jobs()) == 2  # the job whose status read was refused was not created again

@@ -99,8 +99,12 @@ def composite_layer(composite: MonthComposite, name: str) -> QgsRasterLayer:
 
 
 def _child_group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
+    """The group ``name`` under ``parent``; a new one starts collapsed (a run adds groups by the dozen)."""
     group = parent.findGroup(name)
-    return group if group is not None else parent.addGroup(name)
+    if group is None:
+        group = parent.addGroup(name)
+        group.setExpanded(False)
+    return group
 
 
 class ResultLoader:
@@ -150,7 +154,7 @@ class ResultLoader:
                 layer = composite_layer(composite, name)
             layer.setName(name)
             self.project.addMapLayer(layer, False)
-            group.addLayer(layer)
+            group.addLayer(layer).setExpanded(False)  # no legend rows per tile in the Layers panel
             loaded.add(composite.path)
             layers.append(layer)
         return layers

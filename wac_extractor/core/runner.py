@@ -233,6 +233,20 @@ class _WacJobManager(MultiBackendJobManager):
             _log.warning("backend answered %s while polling job statuses; polled again next time", exc)
             return [], [], []
 
+    def _launch_job(self, start_job, df, i, backend_name, stats=None):
+        # After start_job, openeo reads the new job's status and lets anything but a ConnectionError
+        # through: a sign-in revoked at that moment (403), or a gateway's 502, ended the whole run.
+        # The job exists (its id is in the row): "queued_for_start" makes the poll find its real
+        # status, and a restart start it only if it is still "created".
+        try:
+            return super()._launch_job(start_job, df, i, backend_name, stats=stats)
+        except OpenEoApiPlainError as exc:
+            _log.warning("job for row %s on %s: reading its status failed (%s); checked again", i, backend_name, exc)
+            if is_auth_error(exc):
+                self._runner._auth_suspects.add(backend_name)
+            has_job = isinstance(df.loc[i].get("id"), str)
+            df.loc[i, "status"] = "queued_for_start" if has_job else "start_failed"
+
     def get_job_dir(self, job_id: str) -> Path:
         return self._root_dir / safe_asset_name(job_id)
 
@@ -811,6 +825,8 @@ class ExtractionRunner:
                     self.submit_download(job, row)
                 else:
                     self.store_error_log(job, row)
+        if status == "error" and isinstance(row.get("id"), str):
+            return  # store_error_log reports it once, with the backend's message (it used to come twice)
         self.emit(index, row, str(row.get("status")), previous=previous)
 
     def emit(self, index: int, row: pd.Series, status: str, previous: Optional[str] = None, message: str = "") -> None:
