@@ -245,3 +245,29 @@ def test_an_empty_project_gets_the_aois_utm_zone_and_a_users_crs_is_kept(dock, b
     dock.run_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
     assert project.crs().authid() == "EPSG:3857"
+
+
+def test_cancel_with_backend_jobs_before_the_task_started_still_stops_them(dock, backend, qtbot, tmp_path):
+    """QGIS drops a queued task without running it: a Cancel (box ticked) that came before the task
+    started left the backend's jobs running (seen in CI on a busy machine)."""
+    from qgis.core import QgsTask
+
+    from wac_extractor.core.tracker import open_tracker
+    from wac_extractor.task import ExtractionTask
+
+    jobs = small_s2_run(dock)
+    backend.configure(run_seconds=[60, 60])
+    dock.run_button.click()
+    qtbot.waitUntil(lambda: sum(j["status"] == "running" for j in backend.jobs()) == jobs, timeout=30_000)
+    dock.cancel_button.click()  # box unticked: the jobs go on on the backend
+    qtbot.waitUntil(lambda: dock.task is None, timeout=10_000)
+
+    tracker = open_tracker(dock.tracker_file.filePath())
+    task = ExtractionTask(
+        "resume", tracker, tmp_path / "out", dock.backends.backends_for_run(cancelled=lambda: False), cancel_remote=True
+    )
+    assert task.status() == QgsTask.TaskStatus.Queued
+    task.cancel()  # before the task manager started it
+    assert task.status() == QgsTask.TaskStatus.Queued  # kept, to run and cancel the backend's jobs
+    task.run()  # what the task manager does next
+    assert {j["status"] for j in backend.jobs()} == {"canceled"} and len(backend.jobs()) == jobs

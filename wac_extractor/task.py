@@ -152,6 +152,10 @@ class ExtractionTask(QgsTask):
 
     def cancel(self) -> None:
         self.runner.cancel(cancel_remote=self.cancel_remote)
+        if self.cancel_remote and self.status() == QgsTask.TaskStatus.Queued:
+            # QGIS drops a queued task without running it, and the backend's jobs would go on: let it
+            # start instead; the stopped run cancels them first and then ends at once.
+            return
         super().cancel()
 
     def finished(self, result: bool) -> None:
