@@ -241,9 +241,8 @@ class _WacJobManager(MultiBackendJobManager):
         try:
             return super()._launch_job(start_job, df, i, backend_name, stats=stats)
         except OpenEoApiPlainError as exc:
+            # A 401/403 here is already noted by the session's response hook (_watch_auth): signed in again next.
             _log.warning("job for row %s on %s: reading its status failed (%s); checked again", i, backend_name, exc)
-            if is_auth_error(exc):
-                self._runner._auth_suspects.add(backend_name)
             has_job = isinstance(df.loc[i].get("id"), str)
             df.loc[i, "status"] = "queued_for_start" if has_job else "start_failed"
 
@@ -871,10 +870,6 @@ def _describe(error: Exception) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pending_jobs(tracker: Tracker) -> int:
-    return sum(tracker.count_by_status(PENDING_STATUSES).values())
 
 
 def iter_failed(tracker: Tracker) -> Iterable[pd.Series]:
