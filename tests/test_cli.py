@@ -160,14 +160,16 @@ def test_run_through_a_gateway_that_loses_creates_prints_one_readable_line_each(
     """A 502 with an empty body on POST /jobs: the run goes on and says so in a line, no openeo traceback."""
     assert cli(*NOTEBOOK_PLAN, "--recipe", "monthly", "--out", str(tmp_path / "jobs.gpkg")).returncode == 0
     backend.faults({"status": 502, "method": "POST", "path": "^/jobs$", "times": 2, "body": "empty"})
-    done = subprocess.run(
-        [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--output",
-         str(tmp_path / "out"), "--backend", backend.url, "--auth", "basic", "--username", "demo", "--poll", "0.3"],
+    done = subprocess.run(  # HTTP sessions are closed, not left to the collector: no ResourceWarning
+        [sys.executable, "-W", "error::ResourceWarning", "-m", "wac_extractor", "run", "--jobs",
+         str(tmp_path / "jobs.gpkg"), "--output", str(tmp_path / "out"), "--backend", backend.url, "--auth", "basic",
+         "--username", "demo", "--poll", "0.3"],
         capture_output=True, text=True, cwd=REPO, env=cli_env(tmp_path, WAC_PASSWORD="demo"), timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "8 results downloaded and checked" in done.stdout
     errors = done.stderr.strip().splitlines()
+    assert "ResourceWarning" not in done.stderr
     assert len(errors) == 2 and all("HTTP 502 with an empty answer" in e and "created again in" in e for e in errors)
     progress = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(progress) == len(set(progress))  # a progress line only when something changed

@@ -124,8 +124,9 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     run_group = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
     s2_group = run_group.findGroup(SENSOR_GROUPS[2])
     assert [g.name() for g in s2_group.children()] == ["2023-01"]
-    names = sorted(layer.name().split(" 32631")[0] for layer in s2_group.findLayers())  # without the tile id
-    assert names == sorted(["S2 2023-01 true colour", "S2 2023-01 true colour P50", "S2 2023-01 NDVI P50"] * jobs)
+    names = sorted(layer.name() for layer in s2_group.findLayers())
+    # One month mosaic per style over all the run's tiles, not a layer per tile.
+    assert names == sorted(f"S2 2023-01 {style} UTM 31N" for style in ("NDVI P50", "true colour", "true colour P50"))
     assert dock.jobs_layer is not None and dock.jobs_layer.featureCount() == jobs
     # opened by the task, off the UI thread, and handed to it (a layer left in the worker's thread breaks)
     assert dock.jobs_layer.thread() is QgsApplication.instance().thread()

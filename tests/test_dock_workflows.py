@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from qgis.core import (
     QgsSettings,
     QgsVectorLayer,
 )
+from qgis.gui import QgsMapLayerActionContext
 from qgis.PyQt.QtCore import QEvent, Qt
 from qgis.PyQt.QtWidgets import QApplication, QPlainTextEdit
 
@@ -102,7 +104,6 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     backend.configure(run_seconds=[0.3, 0.3], fail_title="S2 32631_670000")
     dock.update_preview()
     assert "resumes" in dock.summary.text() and dock.run_button.isEnabled()
-    dock.mosaics.setChecked(True)
     dock.run_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
     counts = dock.tracker.count_by_status()
@@ -125,9 +126,23 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     # A run adds its groups and layers collapsed: the Layers panel gets one row per run, not three per tile.
     assert not run_group.isExpanded() and not run_group.findGroup(SENSOR_GROUPS[2]).isExpanded()
     assert run_group.findLayers() and not any(node.isExpanded() for node in run_group.findLayers())
-    mosaics = run_group.findGroup("Mosaics").findGroup(SENSOR_GROUPS[2]).findLayers()
-    assert [layer.layer().name() for layer in mosaics] == ["S2 2023-01 true colour mosaic"]
-    assert len(run_group.findGroup(SENSOR_GROUPS[2]).findGroup("2023-01").findLayers()) == jobs
+    # One month mosaic per sensor and month holds every tile (the runs before added the others).
+    (january,) = [node.layer() for node in run_group.findGroup(SENSOR_GROUPS[2]).findGroup("2023-01").findLayers()]
+    assert january.name() == "S2 2023-01 true colour UTM 31N"
+    qtbot.waitUntil(lambda: all(_shows(january, row) for _, row in dock.tracker.get_by_status(["finished"]).iterrows()
+                                if row["sentinel"] == 2), timeout=5_000)  # fmt: skip
+    # A tile's own layers open on demand: from the table, and from the job-tile layer's action (Identify).
+    layer_count = len(QgsProject.instance().mapLayers())
+    dock.open_tile_layers(0)
+    tile = str(dock.model.job(0)["tile_id"])
+    months = len(run_group.findGroup(SENSOR_GROUPS[2]).children())
+    assert len(run_group.findGroup("Tiles").findGroup(tile).findLayers()) == months  # a layer a month
+    dock.open_tile_layers(0)
+    assert len(QgsProject.instance().mapLayers()) == layer_count + months  # not twice
+    feature = next(f for f in dock.jobs_layer.getFeatures() if f.id() == 2)  # fid 2: the job of row 1
+    dock.tile_action._action.triggerForFeature(dock.jobs_layer, feature, QgsMapLayerActionContext())
+    second = str(dock.model.job(1)["tile_id"])
+    assert run_group.findGroup("Tiles").findGroup(second).findLayers()
 
     # Zoom to a job's tile from the table.
     tile = dock.model.job(0)["spatial_extent"]
@@ -271,3 +286,11 @@ def test_cancel_with_backend_jobs_before_the_task_started_still_stops_them(dock,
     assert task.status() == QgsTask.TaskStatus.Queued  # kept, to run and cancel the backend's jobs
     task.run()  # what the task manager does next
     assert {j["status"] for j in backend.jobs()} == {"canceled"} and len(backend.jobs()) == jobs
+
+
+def _shows(layer, row) -> bool:
+    """The mosaic layer has data in the middle of the job's tile."""
+    extent = json.loads(row["spatial_extent"]) if isinstance(row["spatial_extent"], str) else row["spatial_extent"]
+    centre = QgsPointXY((extent["west"] + extent["east"]) / 2, (extent["south"] + extent["north"]) / 2)
+    value, ok = layer.dataProvider().sample(centre, 1)
+    return ok and value == value

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsGeometry,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProject,
     QgsVectorLayer,
 )
 
@@ -102,9 +103,27 @@ def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monke
     assert layer.isValid() and layer.featureCount() == 8
     # Processing adds the job tiles to the project when the algorithm ends, coloured by status as in the dock
     to_load = context.layersToLoadOnCompletion()
-    assert list(to_load) == [results["TRACKER_LAYER"]] and to_load[results["TRACKER_LAYER"]].name == "WAC job tiles"
+    assert list(to_load)[0] == results["TRACKER_LAYER"] and to_load[results["TRACKER_LAYER"]].name == "WAC job tiles"
+    project = QgsProject.instance()
+    project.clear()
     to_load[results["TRACKER_LAYER"]].postProcessor().postProcessLayer(layer, context, feedback)
     assert {c.value() for c in layer.renderer().categories()} == set(STATUS_COLOURS)
+    assert project.crs().authid() == "EPSG:32631"  # the tiles' UTM zone, not the layer's EPSG:4326
+    assert project.viewSettings().defaultViewExtent().width() > 20_000  # the four windows, in metres
+    # ... and the run's month mosaics: a layer per sensor and month (monthly recipe), not one per result.
+    mosaics = {key: details for key, details in to_load.items() if key != results["TRACKER_LAYER"]}
+    assert sorted(details.name for details in mosaics.values()) == sorted(
+        f"{sensor} 2023-{month:02d} {style} UTM 31N"
+        for sensor, style in (("S1", "VV, VH, VV/VH dB"), ("S2", "true colour")) for month in (1, 2, 3)
+    )  # fmt: skip
+    for key, details in mosaics.items():
+        mosaic = context.temporaryLayerStore().mapLayer(key)
+        assert mosaic.isValid() and details.groupName == "WAC jobs"
+        details.postProcessor().postProcessLayer(mosaic, context, feedback)
+    months = project.timeSettings().temporalRange()
+    assert (months.begin().toString("yyyy-MM-dd"), months.end().toString("yyyy-MM-dd")) == ("2023-01-01", "2023-04-01")
+    context.temporaryLayerStore().removeAllMapLayers()
+    project.clear()
     jobs = open_tracker(tmp_path / "jobs.gpkg").read()
     assert jobs["status"].eq("finished").all() and jobs["result_status"].eq("ok").all()
     corners = sorted({(e["west"], e["south"]) for e in jobs["spatial_extent"]})

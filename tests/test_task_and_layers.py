@@ -7,18 +7,21 @@ import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import pytest
 from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
 from qgis.PyQt.QtCore import QDate, QObject, pyqtSlot
 
+from wac_extractor import mosaic_feed
 from wac_extractor import task as task_module
 from wac_extractor.core.heap import heap_frozen
 from wac_extractor.core.priority import BACKGROUND_NICE
 from wac_extractor.core.runner import BackendSpec
 from wac_extractor.core.signin import connect
 from wac_extractor.core.tracker import create_tracker
-from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer
+from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer, layer_path
+from wac_extractor.mosaic_feed import MosaicFeed
 from wac_extractor.task import ExtractionTask
 
 from .conftest import niceness, notebook_jobs
@@ -31,17 +34,15 @@ class Receiver(QObject):
         super().__init__()
         self.loader = loader
         self.layers = []
-        self.labels = []
-        self.composites = []
+        self.updates = []
         self.events = []
         self.summary = None
         self.done = False
 
-    @pyqtSlot(object, object, str)
-    def on_composites(self, index, composites, tile_label):
-        self.labels.append(tile_label)
-        self.composites += [composite for composite, _ in composites]
-        self.layers += self.loader.add(composites, tile_label=tile_label)
+    @pyqtSlot(object)
+    def on_mosaics_changed(self, shown):
+        self.updates += [update for update, _ in shown]
+        self.layers += self.loader.show(shown)
 
     @pyqtSlot(object)
     def on_event(self, event):
@@ -62,7 +63,7 @@ def start_task(backend, tmp_path, jobs):
     backends = [(spec, lambda: connect(backend.url, "basic", "demo", "demo"))]
     task = ExtractionTask("WAC Extractor test run", tracker, tmp_path / "out", backends, poll_interval=0.3)
     receiver = Receiver(ResultLoader("WAC test run", QgsProject.instance()))
-    task.composites_ready.connect(receiver.on_composites)
+    task.mosaics_changed.connect(receiver.on_mosaics_changed)
     task.job_event.connect(receiver.on_event)
     task.run_finished.connect(receiver.on_finished)
     task.run_failed.connect(receiver.on_failed)
@@ -73,15 +74,15 @@ def start_task(backend, tmp_path, jobs):
 def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_new_project, qtbot, monkeypatch):
     ui_nice = niceness()
     prepared_in = []  # (thread, its nice value) wherever the task opens result layers
-    prepare = task_module.prepare_layers
-    monkeypatch.setattr(task_module, "prepare_layers", lambda composites: (
+    prepare = mosaic_feed.composite_layer
+    monkeypatch.setattr(mosaic_feed, "composite_layer", lambda *args, **kwargs: (
         prepared_in.append((threading.current_thread().name, niceness())),
-        prepare(composites),
+        prepare(*args, **kwargs),
     )[1])  # fmt: skip
     task, receiver = start_task(backend, tmp_path, notebook_jobs().iloc[:2])  # one tile, S1 and S2
     qtbot.waitUntil(lambda: receiver.done, timeout=120_000)
     if sys.platform.startswith("linux"):  # the run's threads yield the CPU to the UI thread (per-thread nice)
-        assert len(prepared_in) == 2 and all(name.startswith("wac-download") for name, _ in prepared_in)
+        assert len(prepared_in) == 6 and all(name.startswith("wac-download") for name, _ in prepared_in)
         assert {nice for _, nice in prepared_in} == {max(ui_nice, BACKGROUND_NICE)}
         assert niceness() == ui_nice
     assert not receiver.summary.cancelled  # (the task object itself is deleted by the task manager)
@@ -93,8 +94,8 @@ def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_n
     for sentinel in (1, 2):
         sensor_group = root.findGroup(SENSOR_GROUPS[sentinel])
         assert [g.name() for g in sensor_group.children()] == ["2023-01", "2023-02", "2023-03"]
-    assert len(receiver.layers) == 6
-    assert receiver.labels == ["32631_664000_5611120"] * 2  # the tile id, read in the task thread
+    assert len(receiver.layers) == 6  # a month mosaic per sensor and month, each holding the tile
+    assert {update.tiles for update in receiver.updates} == {1}
     for layer in receiver.layers:
         assert layer.isValid() and layer.bandCount() == 3
         renderer = layer.renderer()
@@ -106,17 +107,19 @@ def test_task_loads_results_as_grouped_temporal_layers(backend, tmp_path, qgis_n
         assert temporal.fixedTemporalRange().begin().toString("yyyy-MM") == month
     s2 = [layer for layer in receiver.layers if layer.name().startswith("S2")]
     assert [s2[0].bandName(i) for i in (1, 2, 3)] == ["Band 1: B04", "Band 2: B03", "Band 3: B02"]
-    assert s2[0].source().endswith(".vrt")
-    assert "B04" in open(s2[0].source()).read().split("<VRTRasterBand")[1]  # red = B04
+    assert s2[0].source().endswith("_32631.vrt") and s2[0].name() == "S2 2023-01 true colour UTM 31N"
     assert s2[0].dataProvider().bandStatistics(1).mean > 100  # reflectance, clouds masked
 
-    # Resuming (a new loader over the same project) or a repeated result adds no second layer.
+    # Resuming (a new feed and loader over the same tracker and project) adds no second layer.
     layer_count = len(QgsProject.instance().mapLayers())
-    assert ResultLoader("WAC test run", QgsProject.instance()).add(receiver.composites) == []
-    assert receiver.loader.add(receiver.composites[:1]) == []
+    tracker = task_module.GeoPackageTracker(tmp_path / "jobs.gpkg")
+    again = [shown for batch in MosaicFeed(tmp_path / "out", tracker.snapshot()).add_rows(tracker.snapshot())
+             for shown in batch]  # fmt: skip
+    assert {update.tiles for update, _ in again} == {1} and len(again) == 6
+    assert ResultLoader("WAC test run", QgsProject.instance()).show(again) == []
     assert len(QgsProject.instance().mapLayers()) == layer_count
     # Another run's name is another group: its layers are added.
-    assert len(ResultLoader("WAC other run", QgsProject.instance()).add(receiver.composites[:1])) == 1
+    assert len(ResultLoader("WAC other run", QgsProject.instance()).show(again[:1])) == 1
 
 
 def test_lcfm_results_load_as_month_true_colour_p50_ndvi_and_s1_db_layers(backend, tmp_path, qgis_new_project, qtbot):
@@ -128,7 +131,7 @@ def test_lcfm_results_load_as_month_true_colour_p50_ndvi_and_s1_db_layers(backen
     s2_group, s1_group = root.findGroup(SENSOR_GROUPS[2]), root.findGroup(SENSOR_GROUPS[1])
     assert [g.name() for g in s2_group.children()] == ["2023-01", "2023-02", "2023-03", "2023-01..2023-03"]
     assert [g.name() for g in s1_group.children()] == ["2023-01..2023-03"]
-    by_name = {layer.name().rsplit(" ", 1)[0]: layer for layer in receiver.layers}  # without the tile label
+    by_name = {layer.name().rsplit(" UTM", 1)[0]: layer for layer in receiver.layers}  # without the zone
     assert sorted(by_name) == [
         "S1 2023-01..2023-03 VV, VH, VH/VV P50 dB",
         "S2 2023-01 true colour",
@@ -146,7 +149,9 @@ def test_lcfm_results_load_as_month_true_colour_p50_ndvi_and_s1_db_layers(backen
             "2023-04" if ".." in name else QDate.fromString(first, "yyyy-MM").addMonths(1).toString("yyyy-MM")
         )
     march = by_name["S2 2023-03 true colour"]
-    assert "B04_M3" in open(march.source()).read().split("<VRTRasterBand")[1]  # red = B04 of the third month
+    tile = next(layer_path(march).with_suffix(".blocks").glob("*.vrt")).read_text()
+    tile_composite = tile.split("<SourceFilename")[1].split(">")[1].split("<")[0]
+    assert "B04_M3" in Path(tile_composite).read_text().split("<VRTRasterBand")[1]  # red = B04 of the third month
     assert isinstance(march.renderer(), QgsMultiBandColorRenderer) and march.bandCount() == 3
     ndvi = by_name["S2 2023-01..2023-03 NDVI P50"]
     assert isinstance(ndvi.renderer(), QgsSingleBandPseudoColorRenderer) and ndvi.bandCount() == 1

@@ -14,7 +14,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional
 
-import openeo
 from qgis.core import QgsApplication, QgsSettings, QgsTask
 from qgis.gui import QgsAuthConfigSelect
 from qgis.PyQt.QtCore import Qt, QTimer, QUrl, pyqtSignal, pyqtSlot
@@ -47,6 +46,8 @@ from .core.signin import (
     DeviceCodePrompt,
     DeviceFlowUi,
     SignInRequiredError,
+    close_connection,
+    open_connection,
     sign_out,
     signed_in_as,
 )
@@ -98,19 +99,25 @@ class SignInTask(QgsTask):
 
 def _sign_in(login: BackendLogin) -> tuple:
     connection = login()
-    return (signed_in_as(connection) if login.sign_in.method != "none" else ""), None, ""
+    try:
+        return (signed_in_as(connection) if login.sign_in.method != "none" else ""), None, ""
+    finally:
+        close_connection(connection)
 
 
 def _test(login: BackendLogin) -> tuple:
     """Uses a stored sign-in if there is one; never prompts."""
-    connection = openeo.Connection(login.url, default_timeout=30, auto_validate=False)
-    user = ""
-    if login.sign_in.method != "none":
-        try:
-            user = signed_in_as(login.sign_in_again(connection))
-        except SignInRequiredError:
-            pass
-    return user, check_backend(connection, user=user), ""
+    connection = open_connection(login.url, default_timeout=30, auto_validate=False)
+    try:
+        user = ""
+        if login.sign_in.method != "none":
+            try:
+                user = signed_in_as(login.sign_in_again(connection))
+            except SignInRequiredError:
+                pass
+        return user, check_backend(connection, user=user), ""
+    finally:
+        close_connection(connection)
 
 
 def _sign_out(url: str) -> tuple:

@@ -61,7 +61,10 @@ from .core.tracker import TrackerError, open_tracker
 from .job_model import JobTableModel
 from .layers import ResultLoader, band_layers
 from .maptools import PolygonTool, RectangleTool
+from .mosaic_feed import row_composites
+from .project_view import give_crs, set_default_view, set_month_steps, utm_crs
 from .task import LOG_TAG, ExtractionTask
+from .tile_action import TileLayersAction
 
 SETTINGS = "wac_extractor/"
 HOUR_SECONDS = 3600  # the unit of "Max. time queued"
@@ -90,6 +93,7 @@ class WacDock(QgsDockWidget):
         self.tracker = None
         self.loader: Optional[ResultLoader] = None
         self.jobs_layer = None
+        self.tile_action = TileLayersAction(self.open_tile_layers_of, self)
         self._marked_field: Optional[QWidget] = None
         self._marked_tooltip = ""
         self._build()
@@ -194,9 +198,6 @@ class WacDock(QgsDockWidget):
                                          specialValueText="none")  # fmt: skip
         self.job_budget.setToolTip("Sent as each job's openEO budget: a backend that supports it stops a job above it")
         backend_form.addRow("Per-job budget", self.job_budget)
-        self.mosaics = QCheckBox("Month mosaics of all tiles")
-        self.mosaics.setToolTip("One seamless layer per sensor and month (a VRT), besides the per-tile layers")
-        backend_form.addRow(self.mosaics)
         layout.addWidget(backend_box)
 
         self.summary = QLabel(wordWrap=True)
@@ -282,7 +283,6 @@ class WacDock(QgsDockWidget):
         self.cloud.setValue(int(s.value(SETTINGS + "cloud", 85)))
         self.cloud_label.setText(f"{self.cloud.value()} %")
         self.tile_km.setValue(int(s.value(SETTINGS + "tile_km", 10)))
-        self.mosaics.setChecked(s.value(SETTINGS + "mosaics", False, type=bool))
         self.max_queued.setValue(int(s.value(SETTINGS + "max_queued_hours", 0)))
         self.max_credits.setValue(float(s.value(SETTINGS + "max_credits", 0)))
         self.job_budget.setValue(float(s.value(SETTINGS + "job_budget", 0)))
@@ -301,7 +301,6 @@ class WacDock(QgsDockWidget):
             "s2": self.s2.isChecked(),
             "cloud": self.cloud.value(),
             "tile_km": self.tile_km.value(),
-            "mosaics": self.mosaics.isChecked(),
             "max_queued_hours": self.max_queued.value(),
             "max_credits": self.max_credits.value(),
             "job_budget": self.job_budget.value(),
@@ -486,14 +485,13 @@ class WacDock(QgsDockWidget):
         max_queued = self.max_queued.value() * HOUR_SECONDS or None
         self._budget_warned = False
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
-                                   backends, poll_interval=5.0, build_mosaics=self.mosaics.isChecked(),
+                                   backends, poll_interval=5.0,
                                    max_queued_seconds=max_queued, plan=plan,
                                    max_credits=self.max_credits.value() or None,
                                    job_budget=self.job_budget.value() or None)  # fmt: skip
         self.task.tracker_ready.connect(self.on_tracker_ready)
         self.task.progress_changed.connect(self.on_progress)
-        self.task.composites_ready.connect(self.on_composites)
-        self.task.mosaics_ready.connect(self.on_mosaics)
+        self.task.mosaics_changed.connect(self.on_mosaics_changed)
         self.task.run_finished.connect(self.on_finished)
         self.task.run_failed.connect(self.on_failed)
         self.cancel_button.setEnabled(True)
@@ -510,28 +508,30 @@ class WacDock(QgsDockWidget):
 
     @pyqtSlot(object)
     def on_tracker_ready(self, tiles_layer) -> None:
-        """The task created (or opened) the tracker and its job-tile layer: show the layer.
+        """The task created (or opened) the tracker and its job-tile layer: show the layer, frame the run.
 
-        QGIS gives an empty project the CRS of its first layer, here the tiles' EPSG:4326, and the UTM
-        tiles are then drawn skewed: an empty project gets the AOI's UTM zone, any other keeps its own.
+        An empty project gets the AOI's UTM zone (not the tiles' EPSG:4326, which draws UTM tiles
+        skewed) and the run's extent as its view; a project with layers keeps its own CRS and view.
         """
         if tiles_layer is None:
             return
         project = QgsProject.instance()
-        wanted = project.crs() if project.mapLayers() and project.crs().isValid() else self._run_utm_crs()
+        was_empty = not project.mapLayers()
         self.jobs_layer = tiles_layer
         project.addMapLayer(self.jobs_layer)
-        if wanted.isValid() and project.crs() != wanted:
-            project.setCrs(wanted)
+        give_crs(project, self._run_utm_crs(), was_empty)
+        self.tile_action.attach(self.jobs_layer)
+        set_default_view(project, self.jobs_layer.extent(), self.jobs_layer.crs())
+        if was_empty:
+            self.canvas.setExtent(project.viewSettings().defaultViewExtent())
+            self.canvas.refresh()
 
     def _run_utm_crs(self) -> QgsCoordinateReferenceSystem:
-        """The UTM zone of the run's first tile (tile ids start with the EPSG code: ``32631_664000_...``)."""
+        """The UTM zone of the run's first tile."""
         try:
-            tile = str(self.tracker.get_by_indices([0]).iloc[0].get("tile_id") or "")
+            return utm_crs(self.tracker.get_by_indices([0]).iloc[0].get("tile_id"))
         except (IndexError, KeyError, TrackerError, OSError):
             return QgsCoordinateReferenceSystem()
-        code = tile.split("_")[0]
-        return QgsCoordinateReferenceSystem(f"EPSG:{code}") if code.isdigit() else QgsCoordinateReferenceSystem()
 
     @pyqtSlot(object, object, object, object)
     def on_progress(self, progress, jobs, rows, columns) -> None:
@@ -563,13 +563,13 @@ class WacDock(QgsDockWidget):
                 0,
             )
 
-    @pyqtSlot(object, object, str)
-    def on_composites(self, index, composites, tile_label) -> None:
-        self.loader.add(composites, tile_label=tile_label)
-
     @pyqtSlot(object)
-    def on_mosaics(self, mosaics) -> None:
-        self.loader.add(mosaics, tile_label="mosaic", mosaic=True)
+    def on_mosaics_changed(self, shown) -> None:
+        """New month mosaics as layers (then the time steps cover their months), or a reload of those there."""
+        if self.loader is None:
+            return
+        if self.loader.show(shown) and self.loader.months:
+            set_month_steps(QgsProject.instance(), *self.loader.months, canvas=self.canvas)
 
     # --- job table actions ---------------------------------------------------------------------
     def job_menu(self, position) -> None:
@@ -580,6 +580,8 @@ class WacDock(QgsDockWidget):
         menu = QMenu(self.table)
         menu.addAction("Show log / message", lambda: self.show_job_log(row))
         menu.addAction("Zoom to tile", lambda: self.zoom_to_job(row))
+        tile_layers = menu.addAction("Open tile layers", lambda: self.open_tile_layers(row))
+        tile_layers.setEnabled(job.get("result_status") == "ok")
         retry = menu.addAction("Retry job", lambda: self.retry_job(row))
         retry.setEnabled(self.can_retry(job))
         has_result = job.get("result_status") == "ok"
@@ -654,6 +656,33 @@ class WacDock(QgsDockWidget):
         dialog.resize(640, 400)
         dialog.show()
         self._log_dialog = dialog  # keep a reference while it is open
+
+    def open_tile_layers(self, row: int) -> None:
+        """One tile's own layers (the map shows month mosaics), from the job table or the job-tile layer."""
+        job = self.model.job(row)
+        if job is not None:
+            self.open_tile_layers_of(int(job.name))
+
+    def open_tile_layers_of(self, index: int) -> None:
+        if self.model.tracker is None:
+            return
+        job = self.model.tracker.get_by_indices([index]).iloc[0]
+        label = str(job.get("tile_id") or job.get("title") or index)
+        if job.get("result_status") != "ok":
+            self.iface.messageBar().pushMessage(
+                LOG_TAG, f"{label}: no result yet (status {job.get('status')}).", Qgis.MessageLevel.Info, 5
+            )
+            return
+        if self.loader is None:
+            self.loader = ResultLoader(f"WAC {Path(str(self.model.tracker.path)).stem}")
+        try:
+            layers = self.loader.add(row_composites(job, Path(self.output.filePath())), tile_label=label)
+        except (OSError, RuntimeError, ValueError) as exc:
+            message = f"{label}: its layers could not be opened: {exc}. Retry the job to download it again."
+            self.iface.messageBar().pushMessage(LOG_TAG, message, Qgis.MessageLevel.Warning, 0)
+            return
+        if not layers:
+            self.iface.messageBar().pushMessage(LOG_TAG, f"{label}: no result files found.", Qgis.MessageLevel.Info, 5)
 
     @staticmethod
     def band_list(job) -> Dict[str, List[str]]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
-from typing import Iterable, List, Optional, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from qgis.core import (
     Qgis,
     QgsCategorizedSymbolRenderer,
     QgsColorRampShader,
     QgsContrastEnhancement,
+    QgsDataProvider,
     QgsDateTimeRange,
     QgsFillSymbol,
     QgsLayerTreeGroup,
@@ -22,7 +25,7 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime
+from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime, QTimer
 from qgis.PyQt.QtGui import QColor
 
 from .core.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, MonthComposite
@@ -88,9 +91,22 @@ def set_month(layer: QgsRasterLayer, composite: MonthComposite) -> None:
     properties.setFixedTemporalRange(QgsDateTimeRange(start, end, True, False))
 
 
-def composite_layer(composite: MonthComposite, name: str) -> QgsRasterLayer:
+# GDAL (3.6) writes the statistics QGIS has it compute back into a VRT when closing it, even one opened
+# read-only: reloading a mosaic then overwrote its newer file with the old one. Through the ``vrt://``
+# wrapper the statistics stay in memory; the file is only read.
+READ_ONLY_VRT = "vrt://"
+
+
+def layer_path(layer: QgsMapLayer) -> Path:
+    """The file a layer shows (without the ``vrt://`` of a mosaic)."""
+    source = layer.source()
+    return Path(source[len(READ_ONLY_VRT) :] if source.startswith(READ_ONLY_VRT) else source)
+
+
+def composite_layer(composite: MonthComposite, name: str, read_only: bool = False) -> QgsRasterLayer:
     quiet_hdf5()  # opened in worker threads too
-    layer = QgsRasterLayer(str(composite.path), name, "gdal")
+    source = f"{READ_ONLY_VRT}{composite.path}" if read_only else str(composite.path)
+    layer = QgsRasterLayer(source, name, "gdal")
     if not layer.isValid():
         raise ValueError(f"{composite.path} does not open as a raster layer.")
     style_composite(layer, composite)
@@ -107,22 +123,45 @@ def _child_group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
     return group
 
 
+def mosaic_layer_name(composite: MonthComposite) -> str:
+    """``S2 2023-01 true colour UTM 31N``: the zone is in the mosaic's file name (``..._32631.vrt``)."""
+    kind = "S2" if composite.sentinel == 2 else "S1"
+    code = composite.path.stem.rsplit("_", 1)[-1]
+    zone = f" UTM {int(code[3:])}{'N' if code[:3] == '326' else 'S'}" if re.fullmatch(r"32[67]\d\d", code) else ""
+    return f"{kind} {composite.period} {composite.label}{zone}"
+
+
 class ResultLoader:
-    """Adds month composites to a project under ``<run> / <sensor> / <month>`` groups."""
+    """A run's results in a project: month mosaics under ``<run> / <sensor> / <month>``, tiles on demand.
+
+    A mosaic is one layer however many tiles it holds. When tiles arrive its VRT is rewritten and
+    the layer reloaded, at most every :data:`REFRESH_MS`, so that a burst of results costs the UI
+    thread one cheap reload per layer, not one per tile.
+    """
+
+    REFRESH_MS = 250
 
     def __init__(self, run_name: str, project: Optional[QgsProject] = None):
         self.project = project or QgsProject.instance()
         self.run_name = run_name
-        self._loaded: Optional[Set[Path]] = None  # sources under the run group, read once
+        self._by_source: Optional[Dict[Path, QgsRasterLayer]] = None  # layers under the run group, read once
+        self._stale: Dict[str, Tuple[QgsRasterLayer, bool]] = {}  # layer id: (layer, its grid grew)
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(self.REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self.months: Optional[Tuple[dt.date, dt.date]] = None  # the run's months so far: first day, end
 
-    def _loaded_sources(self) -> Set[Path]:
-        """Sources already in the run's groups (a resumed run, a reopened project), then kept up to date.
+    def _layers_by_source(self) -> Dict[Path, QgsRasterLayer]:
+        """Layers already in the run's groups (a resumed run, a reopened project), then kept up to date.
 
         Scanning the groups for every result made adding the n-th layer cost O(n) on the UI thread.
         """
-        if self._loaded is None:
-            self._loaded = {Path(node.layer().source()) for node in self.run_group().findLayers() if node.layer()}
-        return self._loaded
+        if self._by_source is None:
+            self._by_source = {
+                layer_path(node.layer()): node.layer() for node in self.run_group().findLayers() if node.layer()
+            }
+        return self._by_source
 
     def run_group(self) -> QgsLayerTreeGroup:
         return _child_group(self.project.layerTreeRoot(), self.run_name)
@@ -130,32 +169,57 @@ class ResultLoader:
     def month_group(self, sentinel: int, month: str) -> QgsLayerTreeGroup:
         return _child_group(_child_group(self.run_group(), SENSOR_GROUPS[int(sentinel)]), month)
 
-    def add(
-        self, composites: Iterable[Union[MonthComposite, Prepared]], tile_label: str = "", mosaic: bool = False
-    ) -> List[QgsRasterLayer]:
-        """Add composites under <run>/<sensor>/<month> (or <run>/Mosaics/<sensor> for mosaics).
+    def _add_layer(self, layer: QgsRasterLayer, group: QgsLayerTreeGroup, source: Path) -> None:
+        self.project.addMapLayer(layer, False)
+        group.addLayer(layer).setExpanded(False)  # no legend rows in the Layers panel
+        self._layers_by_source()[source] = layer
+
+    def show(self, shown: Iterable[Tuple[object, Optional[QgsRasterLayer]]]) -> List[QgsRasterLayer]:
+        """Mosaic updates from :class:`~wac_extractor.mosaic_feed.MosaicFeed`: new layers, or a reload."""
+        added = []
+        for update, layer in shown:
+            composite = update.composite
+            existing = self._layers_by_source().get(composite.path)
+            if existing is not None:
+                _, grew = self._stale.get(existing.id(), (existing, False))
+                self._stale[existing.id()] = (existing, grew or update.regridded)
+                continue
+            layer = layer or composite_layer(composite, mosaic_layer_name(composite), read_only=True)
+            layer.setName(mosaic_layer_name(composite))
+            self._add_layer(layer, self.month_group(composite.sentinel, composite.period), composite.path)
+            added.append(layer)
+            first, end = self.months or (composite.start, composite.end)
+            self.months = (min(first, composite.start), max(end, composite.end))
+        if self._stale and not self._timer.isActive():
+            self._timer.start()
+        return added
+
+    def refresh(self) -> None:
+        """Reload the mosaics whose VRT changed: a VRT of a few blocks, under a millisecond each."""
+        stale, self._stale = self._stale, {}
+        for layer, grew in stale.values():
+            if grew:  # a new extent: the provider is made anew; the style is kept
+                layer.setDataSource(layer.source(), layer.name(), "gdal", QgsDataProvider.ProviderOptions())
+            else:
+                layer.reload()
+            layer.triggerRepaint()
+
+    def add(self, composites: Iterable[Union[MonthComposite, Prepared]], tile_label: str) -> List[QgsRasterLayer]:
+        """One tile's own composites under ``<run> / Tiles / <tile>`` (opened on demand).
 
         Items may be ``(composite, layer)`` pairs prepared off the UI thread (:func:`prepare_layers`):
-        opening a 3-band VRT makes QGIS read the data for its default stretch (~150 ms a tile).
+        opening a 3-band VRT makes QGIS read the data for its default stretch.
         """
         layers = []
+        group = _child_group(_child_group(self.run_group(), "Tiles"), tile_label)
         for item in composites:
             composite, layer = item if isinstance(item, tuple) else (item, None)
+            if composite.path in self._layers_by_source():
+                continue  # already open
             kind = "S2" if composite.sentinel == 2 else "S1"
-            name = f"{kind} {composite.period} {composite.label} {tile_label}".strip()
-            if mosaic:
-                group = _child_group(_child_group(self.run_group(), "Mosaics"), SENSOR_GROUPS[composite.sentinel])
-            else:
-                group = self.month_group(composite.sentinel, composite.period)
-            loaded = self._loaded_sources()
-            if composite.path in loaded:
-                continue  # already loaded (resumed run)
-            if layer is None:
-                layer = composite_layer(composite, name)
-            layer.setName(name)
-            self.project.addMapLayer(layer, False)
-            group.addLayer(layer).setExpanded(False)  # no legend rows per tile in the Layers panel
-            loaded.add(composite.path)
+            layer = layer or composite_layer(composite, "")
+            layer.setName(f"{kind} {composite.period} {composite.label} {tile_label}")
+            self._add_layer(layer, group, composite.path)
             layers.append(layer)
         return layers
 

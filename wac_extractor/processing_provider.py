@@ -26,6 +26,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProcessingProvider,
+    QgsProject,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -40,6 +41,8 @@ from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredErr
 from .core.tracker import GeoPackageTracker, TrackerError, create_tracker, open_tracker
 from .credentials import CredentialsError, sign_in_for
 from .layers import JOB_TILES_NAME, job_tiles_uri, style_job_tiles
+from .mosaic_feed import MosaicFeed, finished_rows
+from .project_view import give_crs, set_default_view, set_month_steps, utm_crs
 
 SENSOR_OPTIONS = ["Sentinel-1 monthly mosaic (VV, VH)", "Sentinel-2 L2A monthly median"]
 AUTH_OPTIONS = ["oidc", "basic", "none", "client_credentials"]  # appended: saved models keep their index
@@ -207,10 +210,15 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         except (ValueError, TrackerError, FileExistsError, CredentialsError) as exc:
             raise QgsProcessingException(str(exc)) from None
 
+        said = [""]
+
         def progress(p):
             if p.total:
                 feedback.setProgress(100.0 * p.done / p.total)
-            feedback.setProgressText(f"{p.done}/{p.total} jobs done: {dict(sorted(p.counts.items()))}")
+            text = f"{p.done}/{p.total} jobs done: {dict(sorted(p.counts.items()))}"
+            if text != said[0]:  # polled every few seconds: the log gets a line when something changed
+                said[0] = text
+                feedback.setProgressText(text)
 
         def event(e):
             if e.status in ("error", "download_failed", "skipped"):
@@ -250,27 +258,74 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         if isinstance(tracker, GeoPackageTracker):  # shown when the algorithm ends, coloured as in the dock
             layer = job_tiles_uri(tracker_path)
             details = QgsProcessingContext.LayerDetails(JOB_TILES_NAME, context.project(), "TRACKER_LAYER")
-            details.setPostProcessor(StyleJobTiles.create())
+            details.setPostProcessor(StyleJobTiles.create(tracker))
             context.addLayerToLoadOnCompletion(layer, details)
         else:
             layer = str(tracker_path)
+        self._load_mosaics(tracker, output, Path(str(tracker_path)).stem, context, feedback)
         return {"TRACKER_LAYER": layer, "RESULTS": str(output), self.TRACKER: str(tracker_path),
                 self.OUTPUT_FOLDER: str(output)}  # fmt: skip
 
+    @staticmethod
+    def _load_mosaics(tracker, output: Path, run: str, context, feedback) -> None:
+        """The run's month mosaics as layers when the algorithm ends (a layer per sensor, month and style)."""
+        jobs = tracker.snapshot()
+        feed = MosaicFeed(output, jobs, to_ui=False)  # Processing moves its context's layers to the UI
+        layers = [layer for batch in feed.add_rows(jobs) for _, layer in batch if layer is not None]
+        shown = feed.mosaics.mosaics()
+        months = (min(c.start for c in shown), max(c.end for c in shown)) if shown else None
+        for layer in layers:
+            context.temporaryLayerStore().addMapLayer(layer)
+            details = QgsProcessingContext.LayerDetails(layer.name(), context.project(), "")
+            details.groupName = f"WAC {run}"
+            details.setPostProcessor(ShowMosaic.create(months))
+            context.addLayerToLoadOnCompletion(layer.id(), details)
+        if layers:
+            feedback.pushInfo(f"{len(layers)} month-mosaic layers over {len(finished_rows(jobs))} results")
+
 
 class StyleJobTiles(QgsProcessingLayerPostProcessorInterface):
-    """Colours the job-tile layer that Processing loads when the algorithm ends."""
+    """Colours the job-tile layer that Processing loads when the algorithm ends; frames the project on it."""
 
     instance = None  # QGIS takes the post-processor but not its Python object: keep that alive here
+
+    def __init__(self, tracker=None):
+        super().__init__()
+        self.tracker = tracker
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802  (QGIS signature)
         if isinstance(layer, QgsVectorLayer):
             style_job_tiles(layer)
+            project = context.project() or QgsProject.instance()
+            tile = self.tracker.get_by_indices([0]).iloc[0].get("tile_id") if self.tracker is not None else ""
+            was_empty = set(project.mapLayers()) <= {layer.id()}  # the tiles are the project's first layer
+            give_crs(project, utm_crs(tile), was_empty)
+            set_default_view(project, layer.extent(), layer.crs())
 
     @staticmethod
-    def create() -> StyleJobTiles:
-        StyleJobTiles.instance = StyleJobTiles()
+    def create(tracker=None) -> StyleJobTiles:
+        StyleJobTiles.instance = StyleJobTiles(tracker)
         return StyleJobTiles.instance
+
+
+class ShowMosaic(QgsProcessingLayerPostProcessorInterface):
+    """A month mosaic loaded by Processing: read again (tiles came after it opened), months as time steps."""
+
+    instances = []  # kept alive, as StyleJobTiles.instance
+
+    def __init__(self, months):
+        super().__init__()
+        self.months = months
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802  (QGIS signature)
+        layer.reload()
+        set_month_steps(context.project() or QgsProject.instance(), *self.months)
+
+    @staticmethod
+    def create(months) -> ShowMosaic:
+        processor = ShowMosaic(months)
+        ShowMosaic.instances.append(processor)
+        return processor
 
 
 class WacProcessingProvider(QgsProcessingProvider):

@@ -7,31 +7,42 @@ from typing import List, Sequence
 
 from qgis.core import (
     QgsMapLayer,
-    QgsMapRendererParallelJob,
+    QgsMapRendererCustomPainterJob,
     QgsMapSettings,
     QgsProject,
     QgsRectangle,
-    QgsReferencedRectangle,
 )
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
-from .core.composites import MonthComposite
+from .core.hdf5_quiet import quiet_hdf5
+from .core.tracker import open_tracker
 from .layers import ResultLoader, job_tiles_layer
+from .mosaic_feed import MosaicFeed
+from .project_view import give_crs, set_default_view, set_month_steps, utm_crs
 
 
-def load_run(name: str, tracker_path: Path, composites: Sequence[MonthComposite]) -> List[QgsMapLayer]:
-    """Job tiles on top, then the month composites grouped by sensor and month."""
+def load_run(name: str, tracker_path: Path, output_dir: Path) -> List[QgsMapLayer]:
+    """Job tiles on top, then the run's month mosaics grouped by sensor and month; the project framed.
+
+    A project without a CRS gets the tiles' UTM zone, the run's extent as its view and the run's
+    months as time steps, so the saved project opens on the map.
+    """
     project = QgsProject.instance()
+    tracker = open_tracker(tracker_path)
+    jobs = tracker.snapshot()
+    first_tile = str(jobs["tile_id"].iloc[0]) if "tile_id" in jobs.columns and len(jobs) else ""
+    was_empty = not project.mapLayers()
     tiles = job_tiles_layer(tracker_path)
     project.addMapLayer(tiles)
-    layers = ResultLoader(name, project).add(composites, tile_label=name)
-    if layers and not project.crs().isValid():  # a new project: the results' CRS and extent, not empty
-        project.setCrs(layers[0].crs())
-        extent = QgsRectangle()
-        for layer in layers:
-            extent.combineExtentWith(layer.extent())
-        project.viewSettings().setDefaultViewExtent(QgsReferencedRectangle(extent, layers[0].crs()))
+    give_crs(project, utm_crs(first_tile), was_empty)
+    set_default_view(project, tiles.extent(), tiles.crs())
+    loader = ResultLoader(name, project)
+    feed = MosaicFeed(output_dir, jobs)
+    layers = [layer for shown in feed.add_rows(jobs) for layer in loader.show(shown)]
+    loader.refresh()  # mosaics that got tiles after their layer was opened
+    if loader.months:
+        set_month_steps(project, *loader.months)
     return [tiles] + layers
 
 
@@ -48,10 +59,13 @@ def _render(layers: Sequence[QgsMapLayer], extent: QgsRectangle, size: QSize) ->
     settings.setExtent(extent)
     settings.setOutputSize(size)
     settings.setBackgroundColor(QColor("white"))
-    job = QgsMapRendererParallelJob(settings)
-    job.start()
-    job.waitForFinished()
-    return job.renderedImage()
+    image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    quiet_hdf5()  # drawn in this thread (a parallel or sequential job draws in Qt's pool, where HDF5 prints)
+    QgsMapRendererCustomPainterJob(settings, painter).renderSynchronously()
+    painter.end()
+    return image
 
 
 def render_map(layers: Sequence[QgsMapLayer], path: Path, panel: QSize = QSize(800, 800)) -> Path:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 from osgeo import gdal, ogr, osr  # noqa: F401  (see below)
 from qgis.core import Qgis, QgsMessageLog, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .core.composites import MonthComposite, mosaic, result_composites
 from .core.heap import heap_frozen
 from .core.priority import call_in_background_thread
 from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
 from .core.tracker import GeoPackageTracker, Tracker
 from .job_model import display_rows, item_columns
-from .layers import job_tiles_layer, prepare_layers, to_ui_thread
+from .layers import job_tiles_layer, to_ui_thread
+from .mosaic_feed import MosaicFeed
 
 # GDAL's Python modules are imported above, with this module (when the dock first opens), on the UI
 # thread: the core imports them where it first needs them, and that first import inside a run's task
@@ -42,13 +42,12 @@ class ExtractionTask(QgsTask):
     # RunProgress, jobs snapshot (no footprints), table rows, table items when the job list is new (else None)
     progress_changed = pyqtSignal(object, object, object, object)
     job_event = pyqtSignal(object)  # JobEvent
-    composites_ready = pyqtSignal(object, object, str)  # row index, [(MonthComposite, QgsRasterLayer)], tile label
-    mosaics_ready = pyqtSignal(object)  # List[MonthComposite], one per sensor, month and UTM zone
+    mosaics_changed = pyqtSignal(object)  # [(MosaicUpdate, new layer or None)] (mosaic_feed.Shown)
     run_finished = pyqtSignal(object)  # RunSummary or None
     run_failed = pyqtSignal(str)
 
     def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
-                 poll_interval: float = 10.0, cancel_remote: bool = False, build_mosaics: bool = False,
+                 poll_interval: float = 10.0, cancel_remote: bool = False,
                  max_queued_seconds: Optional[float] = None, plan: Optional[pd.DataFrame] = None,
                  max_credits: Optional[float] = None, job_budget: Optional[float] = None):  # fmt: skip
         """``plan``: the job table of a new tracker, written here rather than on the UI thread."""
@@ -56,7 +55,7 @@ class ExtractionTask(QgsTask):
         self.plan = plan
         self._table_index: Optional[pd.Index] = None  # the jobs of the last snapshot sent
         self.cancel_remote = cancel_remote
-        self.build_mosaics = build_mosaics
+        self.feed: Optional[MosaicFeed] = None
         self.summary: Optional[RunSummary] = None
         self.error: Optional[str] = None
         self.runner = ExtractionRunner(
@@ -88,49 +87,29 @@ class ExtractionTask(QgsTask):
 
     def _on_event(self, event: JobEvent) -> None:
         self.job_event.emit(event)
-        if event.status == "downloaded":
+        if event.status == "downloaded" and self.feed is not None:
             row = self.runner.tracker.get_by_indices([event.index]).iloc[0]
             try:
-                composites = self._row_composites(row)
-                prepared = prepare_layers(composites)  # opened here, in the worker thread, not on the UI thread
+                shown = self.feed.add_row(row)  # VRTs written and new layers opened here, not on the UI thread
             except Exception as exc:  # the result is kept and checked; only its layers are missing: say so
                 _log.exception("layers of %s", event.title)
                 message = f"{event.title}: downloaded, but its layers could not be built: {exc}"
                 QgsMessageLog.logMessage(message, LOG_TAG, Qgis.MessageLevel.Warning)
                 return
-            if prepared:
-                self.composites_ready.emit(event.index, prepared, str(row.get("tile_id") or event.index))
+            if shown:
+                self.mosaics_changed.emit(shown)
         if event.status in ("error", "download_failed", "skipped"):
             QgsMessageLog.logMessage(
                 f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.MessageLevel.Warning
             )
 
-    def _row_composites(self, row) -> List[MonthComposite]:
-        composites = []
-        for relative in json.loads(row.get("result_files") or "[]"):
-            path = self.runner.output_dir / relative
-            if path.suffix == ".nc" and path.exists():
-                composites.extend(result_composites(path, row))
-        return composites
-
-    def _mosaics(self) -> List[MonthComposite]:
-        """One VRT per sensor, period, style and UTM zone over all finished tiles."""
-        finished = self.runner.tracker.get_by_status(["finished"])
-        groups = {}
-        if "result_status" in finished.columns:
-            finished = finished[finished["result_status"].eq("ok")]
-        for _, row in finished.iterrows():
-            epsg = str(row.get("tile_id") or "").split("_")[0]
-            for composite in self._row_composites(row):
-                groups.setdefault((*composite.mosaic_key, epsg), []).append(composite)
-        folder = self.runner.output_dir / "mosaics"
-        folder.mkdir(parents=True, exist_ok=True)
-        mosaics = []
-        for (sentinel, month, kind, months, epsg), parts in sorted(groups.items()):
-            path = folder / f"S{sentinel}_{kind}_{month}_{months}m_{epsg}.vrt"
-            mosaic(parts, path)
-            mosaics.append(MonthComposite(sentinel, month, path, path, 0, kind, months))
-        return mosaics
+    def _show_earlier_results(self) -> None:
+        """Results of an earlier run of this tracker into the mosaics (same files: no duplicates)."""
+        try:
+            for shown in self.feed.add_rows(self.runner.tracker.get_by_status(["finished"])):
+                self.mosaics_changed.emit(shown)
+        except Exception:  # the run goes on; the earlier results stay on disk and in the tracker
+            _log.exception("earlier results not shown")
 
     def run(self) -> bool:
         return call_in_background_thread(self._run, "wac-run")  # the download threads inherit its priority
@@ -141,9 +120,11 @@ class ExtractionTask(QgsTask):
                 if self.plan is not None:
                     self.runner.tracker.initialize_from_df(self.plan)
                 self.tracker_ready.emit(self._tiles_layer())
+                self.feed = MosaicFeed(self.runner.output_dir, self.runner.tracker.snapshot())
+                earlier = threading.Thread(target=self._show_earlier_results, name="wac-mosaics", daemon=True)
+                earlier.start()  # alongside the run: a resumed run starts its jobs at once
                 self.summary = self.runner.run()
-                if self.build_mosaics and not self.summary.cancelled:
-                    self.mosaics_ready.emit(self._mosaics())
+                earlier.join()
             return not self.summary.cancelled
         except Exception as exc:  # reported in the message bar; the tracker keeps every job
             _log.exception("run failed")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import threading
 
-_done = threading.local()
 _H5E_DEFAULT = ctypes.c_int64(0)
 _LIBRARIES = ("libhdf5_serial.so.103", "libhdf5.so.103", "libhdf5_serial.so.310", "libhdf5.so.310")
 
@@ -33,11 +31,12 @@ _LIBRARY = None
 
 
 def quiet_hdf5() -> None:
-    """Once per thread: no HDF5-DIAG blocks on stderr (a no-op where HDF5 is not found)."""
+    """No HDF5-DIAG blocks on stderr from this thread (a no-op where HDF5 is not found).
+
+    Called before each batch of opens, not once per thread: something (HDF5 starting anew once its
+    last file closed) turned the printing back on, and the demo printed 924 blocks after its run.
+    """
     global _LIBRARY
-    if getattr(_done, "quiet", False):
-        return
-    _done.quiet = True
     if _LIBRARY is None:
         _LIBRARY = _hdf5() or False
     if _LIBRARY:

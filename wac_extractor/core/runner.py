@@ -44,7 +44,7 @@ from urllib3.util.retry import Retry
 from .credits import ESTIMATE_COLUMN, CreditCap, CreditReport, JobMeasures, cost_key, credit_report
 from .process_graphs import BackendCapabilities, backend_capabilities, decode_cell, expected_result, job_cube
 from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
-from .signin import SignInCancelledError, SignInRequiredError, is_auth_error
+from .signin import SignInCancelledError, SignInRequiredError, close_connection, is_auth_error
 from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker, TrackerError, TrackerLock
 
 _log = logging.getLogger(__name__)
@@ -217,8 +217,11 @@ class _WacJobManager(MultiBackendJobManager):
 
     @staticmethod
     def _make_resilient(connection):
-        connection.session.mount("https://", resilient_adapter())
-        connection.session.mount("http://", resilient_adapter())
+        for prefix in ("https://", "http://"):
+            replaced = connection.session.adapters.get(prefix)
+            connection.session.mount(prefix, resilient_adapter())
+            if replaced is not None:
+                replaced.close()  # its pooled sockets (sign-in, capabilities) would be left to the collector
 
     def _track_statuses(self, job_db, stats=None):
         # openeo 0.53 swallows a ConnectionError here and then reads unbound results
@@ -351,8 +354,14 @@ class ExtractionRunner:
         try:
             return self._run()
         finally:
+            self._close_connections()
             if lock is not None:
                 lock.release()
+
+    def _close_connections(self) -> None:
+        """Close the backends' HTTP sessions (their sockets were left to the garbage collector)."""
+        for connection in self._connections.values():
+            close_connection(connection)
 
     def _run(self) -> RunSummary:
         started = time.monotonic()
@@ -756,10 +765,10 @@ class ExtractionRunner:
             if not target.resolve().is_relative_to(job_dir.resolve()):
                 raise DownloadError(f"asset {name!r} would be written outside {job_dir}; refused.")
             if same_origin(asset.href, connection.root_url):
-                session, auth = connection.session, connection.auth
+                stream_to_file(connection.session, asset.href, target, auth=connection.auth, stop=self._stop)
             else:  # never send our token to another host
-                session, auth = requests.Session(), None
-            stream_to_file(session, asset.href, target, auth=auth, stop=self._stop)
+                with requests.Session() as session:
+                    stream_to_file(session, asset.href, target, auth=None, stop=self._stop)
             files.append(target)
         return files
 

@@ -165,7 +165,7 @@ class BackendLogin:
         self.url = normalize_url(self.url)
 
     def __call__(self) -> openeo.Connection:
-        connection = openeo.Connection(
+        connection = open_connection(
             self.url,
             default_timeout=self.timeout,
             auto_validate=False,
@@ -176,6 +176,28 @@ class BackendLogin:
 
     def sign_in_again(self, connection: openeo.Connection) -> openeo.Connection:
         return self.sign_in.apply(connection)
+
+
+def open_connection(url: str, **kwargs) -> openeo.Connection:
+    """``openeo.Connection`` with one HTTP session we own (close it with ``connection.session.close()``).
+
+    Without a session, openeo's version discovery opens one of its own and never closes it: an
+    unclosed socket (a ResourceWarning) per connection.
+    """
+    return openeo.Connection(url, session=requests.Session(), **kwargs)
+
+
+def close_connection(connection: openeo.Connection) -> None:
+    """Close a connection's HTTP sessions: its own and its OIDC token renewer's.
+
+    openeo's OIDC authenticators open a session of their own for the token endpoint (private
+    ``_oidc_auth_renewer._requests``, hence the openeo pin). Closed sessions stay usable: a later
+    request opens new sockets, so a connection kept for a re-sign-in still works.
+    """
+    connection.session.close()
+    renewer_session = getattr(getattr(connection, "_oidc_auth_renewer", None), "_requests", None)
+    if isinstance(renewer_session, requests.Session):
+        renewer_session.close()
 
 
 def is_auth_error(exc: BaseException) -> bool:
@@ -194,10 +216,12 @@ def signed_in_as(connection: openeo.Connection) -> str:
 
 def sign_out(url: str, store: Optional[RefreshTokenStore] = None) -> int:
     """Forget the stored refresh tokens of every OIDC provider of ``url``; returns how many went."""
-    connection = openeo.connect(normalize_url(url), auto_validate=False)
+    connection = open_connection(normalize_url(url), auto_validate=False)
     store = store or RefreshTokenStore()
     forgotten = 0
-    for provider in connection.get("/credentials/oidc", expected_status=200).json().get("providers", []):
+    providers = connection.get("/credentials/oidc", expected_status=200).json().get("providers", [])
+    close_connection(connection)
+    for provider in providers:
         issuer = str(provider.get("issuer", "")).rstrip("/")
         clients = store.get(issuer, default={})
         if clients:

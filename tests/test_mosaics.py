@@ -1,0 +1,129 @@
+"""Month mosaics grow as tiles arrive: one layer however many tiles, reloaded, never duplicated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+from qgis.core import QgsPointXY, QgsProject
+
+from wac_extractor.core import mosaics as mosaics_module
+from wac_extractor.core.composites import TRUE_COLOUR, MonthComposite
+from wac_extractor.core.mosaics import MonthMosaics, planned_bounds
+from wac_extractor.layers import ResultLoader
+
+EPSG = 32631
+SIZE = 20  # pixels of 10 m: 200 m tiles
+
+
+def tile_raster(folder: Path, column: int, row: int, value: float, epsg: int = EPSG) -> MonthComposite:
+    """A three-band tile of ``value`` (NaN in its first column, as a masked edge), at grid cell (column, row)."""
+    west, north = 600_000 + column * SIZE * 10, 5_600_000 - row * SIZE * 10
+    path = folder / f"tile_{epsg}_{column}_{row}.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), SIZE, SIZE, 3, gdal.GDT_Float32)
+    dataset.SetGeoTransform((west, 10, 0, north, 0, -10))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    dataset.SetProjection(srs.ExportToWkt())
+    data = np.full((SIZE, SIZE), value, dtype="float32")
+    data[:, 0] = np.nan
+    for band in (1, 2, 3):
+        dataset.GetRasterBand(band).WriteArray(data + band)
+        dataset.GetRasterBand(band).SetNoDataValue(float("nan"))
+        dataset.GetRasterBand(band).SetDescription(("B04", "B03", "B02")[band - 1])
+    dataset = None
+    return MonthComposite(2, "2023-01", path, path, 1, TRUE_COLOUR)
+
+
+def grid_of(columns: int, rows: int) -> dict:
+    return {EPSG: (600_000, 5_600_000 - rows * SIZE * 10, 600_000 + columns * SIZE * 10, 5_600_000)}
+
+
+def value_at(path: Path, column: int, row: int, band: int = 1) -> float:
+    """The mosaic's value in the middle of tile (column, row)."""
+    dataset = gdal.Open(str(path))
+    x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
+    x = 600_000 + (column + 0.5) * SIZE * 10
+    y = 5_600_000 - (row + 0.5) * SIZE * 10
+    return float(dataset.GetRasterBand(band).ReadAsArray(int((x - x0) / dx), int((y - y0) / dy), 1, 1)[0, 0])
+
+
+def test_tiles_arriving_one_by_one_fill_one_mosaic_on_the_planned_grid(tmp_path, monkeypatch):
+    monkeypatch.setattr(mosaics_module, "BLOCK_TILES", 4)  # several blocks with few tiles
+    mosaics = MonthMosaics(tmp_path / "mosaics", grid_of(4, 3))
+    cells = [(column, row) for row in range(3) for column in range(4)]
+    for number, (column, row) in enumerate(cells, start=1):
+        updates = mosaics.add([tile_raster(tmp_path, column, row, 100 * number)])
+        assert len(updates) == 1 and updates[0].tiles == number
+        assert updates[0].created == (number == 1) and not updates[0].regridded
+        path = updates[0].composite.path
+        dataset = gdal.Open(str(path))
+        # The grid is the planned one from the first tile on: the layer's extent never changes.
+        assert (dataset.RasterXSize, dataset.RasterYSize) == (4 * SIZE, 3 * SIZE)
+        assert dataset.GetRasterBand(1).GetDescription() == "B04"
+        for earlier, (c, r) in enumerate(cells[:number], start=1):
+            assert value_at(path, c, r) == 100 * earlier + 1
+            assert value_at(path, c, r, band=3) == 100 * earlier + 3
+        if number < len(cells):
+            assert np.isnan(value_at(path, *cells[number]))  # not arrived yet: transparent
+    assert len(mosaics.mosaics()) == 1
+    # QGIS reopens only the top file: one source per block (3 blocks of 4 tiles), not one per tile.
+    assert path.read_text().count("<ComplexSource>") == 3 * 3  # blocks x bands
+    blocks = sorted(p.name for p in path.with_suffix(".blocks").iterdir())
+    # A block is rewritten under a new name (GDAL's pool caches files by name); the one before is kept.
+    assert blocks == [f"{path.stem}_b{b:03d}_v{v}.vrt" for b in range(3) for v in (3, 4)]
+
+
+def test_the_same_tile_again_changes_nothing_and_a_tile_outside_the_grid_grows_it(tmp_path):
+    mosaics = MonthMosaics(tmp_path / "mosaics", grid_of(2, 1))
+    first = tile_raster(tmp_path, 0, 0, 5)
+    (update,) = mosaics.add([first])
+    assert mosaics.add([first]) == []  # a resumed run: no duplicate source
+    assert update.composite.path.read_text().count("<ComplexSource>") == 3
+    (grown,) = mosaics.add([tile_raster(tmp_path, 3, 2, 7)])  # a tile the tracker did not plan
+    assert grown.regridded and grown.tiles == 2
+    dataset = gdal.Open(str(grown.composite.path))
+    assert (dataset.RasterXSize, dataset.RasterYSize) == (4 * SIZE, 3 * SIZE)
+    assert value_at(grown.composite.path, 0, 0) == 6 and value_at(grown.composite.path, 3, 2) == 8
+
+
+def test_zones_and_styles_get_their_own_mosaics(tmp_path):
+    mosaics = MonthMosaics(tmp_path / "mosaics")
+    north = tile_raster(tmp_path, 0, 0, 1)
+    other_zone = tile_raster(tmp_path, 0, 0, 2, epsg=32632)
+    ndvi = MonthComposite(2, "2023-01", north.path, north.path, 1, "ndvi_p50", 3)
+    names = sorted(update.composite.path.name for update in mosaics.add([north, other_zone, ndvi]))
+    assert names == ["S2_ndvi_p50_2023-01_3m_32631.vrt", "S2_true_colour_2023-01_1m_32631.vrt",
+                     "S2_true_colour_2023-01_1m_32632.vrt"]  # fmt: skip
+
+
+def test_planned_bounds_are_the_union_of_the_trackers_utm_extents():
+    cells = [
+        json.dumps({"west": 0, "south": 10, "east": 100, "north": 110, "crs": 32631}),
+        {"west": 100, "south": 0, "east": 200, "north": 100, "crs": "EPSG:32631"},
+        json.dumps({"west": 4.1, "south": 50.1, "east": 4.2, "north": 50.2, "crs": 4326}),  # lat/lon: no grid
+        None,
+    ]
+    assert planned_bounds(cells) == {32631: (0, 0, 200, 110)}
+
+
+@pytest.mark.usefixtures("qgis_new_project")
+def test_the_mosaic_layer_shows_new_tiles_after_a_reload_and_keeps_its_style(tmp_path, qtbot):
+    mosaics = MonthMosaics(tmp_path / "mosaics", grid_of(3, 1))
+    loader = ResultLoader("WAC test run", QgsProject.instance())
+    (layer,) = loader.show([(update, None) for update in mosaics.add([tile_raster(tmp_path, 0, 0, 10)])])
+    renderer = layer.renderer()
+    extent = layer.extent()
+
+    def sample(column: int) -> float:
+        value, ok = layer.dataProvider().sample(QgsPointXY(600_000 + (column + 0.5) * SIZE * 10, 5_599_900), 1)
+        return value if ok else float("nan")
+
+    assert sample(0) == 11 and np.isnan(sample(1))
+    assert loader.show([(update, None) for update in mosaics.add([tile_raster(tmp_path, 1, 0, 20)])]) == []
+    qtbot.waitUntil(lambda: sample(1) == 21, timeout=5_000)  # reloaded after ResultLoader.REFRESH_MS
+    assert layer.renderer().type() == renderer.type() and layer.extent() == extent
+    assert len(QgsProject.instance().mapLayers()) == 1
