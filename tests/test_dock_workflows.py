@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsFeature,
     QgsGeometry,
@@ -250,7 +251,15 @@ def test_an_empty_project_gets_the_aois_utm_zone_and_a_users_crs_is_kept(dock, b
     backend.configure(run_seconds=[0.2, 0.2])
     dock.run_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
-    assert project.crs().authid() == "EPSG:32631"
+    assert project.crs().authid() == "EPSG:32631" and dock.canvas.mapSettings().destinationCrs() == project.crs()
+    view = project.viewSettings().defaultViewExtent()
+    assert view.crs() == project.crs() and view.width() < 20_000  # the run's tiles, in metres
+    assert dock.canvas.extent().contains(view.buffered(-view.width() / 10))  # shown on the run
+    # The temporal controller's range is the run's months, one month a step.
+    assert project.timeSettings().temporalRange().begin().toString("yyyy-MM") == dock.start_date.date().toString(
+        "yyyy-MM"
+    )
+    assert project.timeSettings().timeStepUnit() == Qgis.TemporalUnit.Months
 
     # A project the user set up (layers, their CRS): the run adds its layers and leaves the CRS alone.
     add_lonlat_layer("POLYGON((5.30 50.65, 5.36 50.65, 5.36 50.69, 5.30 50.65))")

@@ -519,10 +519,19 @@ class WacDock(QgsDockWidget):
         was_empty = not project.mapLayers()
         self.jobs_layer = tiles_layer
         project.addMapLayer(self.jobs_layer)
-        give_crs(project, self._run_utm_crs(), was_empty)
         self.tile_action.attach(self.jobs_layer)
+        self._frame_run(was_empty)
+        if was_empty:  # QGIS Desktop's layer tree gives a new project its first layer's CRS and extent,
+            QTimer.singleShot(0, lambda: self._frame_run(True))  # on the next event loop: frame it after
+
+    def _frame_run(self, was_empty: bool) -> None:
+        project = QgsProject.instance()
+        if self.jobs_layer is None or sip.isdeleted(self.jobs_layer):
+            return
+        give_crs(project, self._run_utm_crs(), was_empty)
         set_default_view(project, self.jobs_layer.extent(), self.jobs_layer.crs())
         if was_empty:
+            self.canvas.setDestinationCrs(project.crs())
             self.canvas.setExtent(project.viewSettings().defaultViewExtent())
             self.canvas.refresh()
 
