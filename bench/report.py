@@ -120,6 +120,29 @@ def layers(results: dict) -> str:
     ])  # fmt: skip
 
 
+def mosaics(results: dict) -> str:
+    section = results["mosaic_layers"]
+    base, ours = section["baseline_per_tile_layers"], section["month_mosaics"]
+    rows = [
+        [f"baseline: a layer per tile, month and style ({base['tiles']:,} tiles)", f"{base['jobs']:,}",
+         f"{base['layers_added']:,}", duration(base["seconds"]), f"{base['rss_growth_mb']:.0f} MB",
+         f"{base['ui_worst_gap_ms']} ms", base["ui_gaps_over_50ms"]],
+        [f"ours: month mosaics ({ours['tiles']:,} tiles)", f"{ours['jobs']:,}",
+         f"**{ours['layers_added']:,}** (bound {ours['layer_bound_months_x_sensors_x_styles']})",
+         duration(ours["seconds"]), f"**{ours['rss_growth_mb']:.0f} MB**", f"**{ours['ui_worst_gap_ms']} ms**",
+         ours["ui_gaps_over_50ms"]],
+    ]  # fmt: skip
+    return "\n\n".join([
+        measured(section, f"1 run; {section['jobs'] + 1:,} jobs ({section['tiles']:,} tiles x S1 + S2, "
+                          f"{section['months']} months) run on the local backend in "
+                          f"{section['run_seconds_local_backend']:.0f} s"),
+        table(["loading", "results", "layers added", "time", "RSS growth", "worst UI gap", "UI gaps over 50 ms"],
+              rows),
+        f"First picture: one more job's result to its tile drawn from the month mosaic in "
+        f"**{duration(section['first_picture_s'])}** (target 1 s).",
+    ])  # fmt: skip
+
+
 def scheduling(results: dict) -> str:
     section = results["scheduling"]
     names = {"ours": "ours (`ExtractionRunner`, poll every 0.5 s)",
@@ -158,7 +181,7 @@ def ui(results: dict) -> str:
     ])  # fmt: skip
 
 
-SECTIONS = {"recipe": recipe, "planning": planning, "tracker": tracker, "layers": layers,
+SECTIONS = {"recipe": recipe, "planning": planning, "tracker": tracker, "layers": layers, "mosaics": mosaics,
             "scheduling": scheduling, "ui": ui}  # fmt: skip
 
 

@@ -332,6 +332,11 @@ def bench_ui_desktop(jobs: int = 300) -> dict:
     return _json_of("bench.ui_desktop", str(jobs))
 
 
+def bench_mosaic_layers(tiles: int = 1000, baseline_tiles: int = 100) -> dict:
+    """Results of ``tiles`` tiles x 3 months, S1 + S2, as month mosaics vs per-tile layers (own process)."""
+    return _json_of("bench.mosaic_layers", str(tiles), str(baseline_tiles))
+
+
 def bench_recipe_tile() -> dict:
     """What one job computes: a 10 km tile at 20 m per recipe, in the local backend's venv."""
     root = Path(__file__).resolve().parent.parent
@@ -345,6 +350,7 @@ SECTIONS = {
     "ui": ("ui_responsiveness", bench_ui_responsiveness),
     "desktop": ("ui_desktop", bench_ui_desktop),
     "layers": ("result_layers", bench_result_layers),
+    "mosaics": ("mosaic_layers", bench_mosaic_layers),
     "recipe": ("recipe_tile", bench_recipe_tile),
 }
 

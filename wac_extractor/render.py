@@ -40,7 +40,7 @@ def load_run(name: str, tracker_path: Path, output_dir: Path) -> List[QgsMapLaye
     loader = ResultLoader(name, project)
     feed = MosaicFeed(output_dir, jobs)
     layers = [layer for shown in feed.add_rows(jobs) for layer in loader.show(shown)]
-    loader.refresh()  # mosaics that got tiles after their layer was opened
+    loader.refresh_all()  # mosaics that got tiles after their layer was opened
     if loader.months:
         set_month_steps(project, *loader.months)
     return [tiles] + layers
