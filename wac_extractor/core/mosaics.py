@@ -110,10 +110,6 @@ class MonthMosaics:
         with self._lock:
             return [m.composite for m in self._mosaics.values()]
 
-    def tile_count(self, path: Path) -> int:
-        with self._lock:
-            return next((len(m.sources) for m in self._mosaics.values() if m.composite.path == Path(path)), 0)
-
     def add(self, composites: Iterable[MonthComposite]) -> List[MosaicUpdate]:
         """Place each composite in its mosaic (made on first use) and rewrite the mosaics that changed."""
         with self._lock:
