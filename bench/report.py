@@ -107,7 +107,6 @@ def layers(results: dict) -> str:
         ["ours: add to the project, group, temporal range", "UI thread", duration(ui["total_s"]),
          duration(ui["per_tile_ms"] / 1000)],
         ["**ours, total work**", "both", f"**{duration(total)}**", f"**{duration(total / tiles)}**"],
-        ["ours: per-month mosaic VRT over all tiles", "task thread", duration(section["mosaic_vrt_s"]), ""],
     ]  # fmt: skip
     return "\n\n".join([
         measured(section, f"1 run; {tiles} Sentinel-1 results run on the local backend in "

@@ -129,7 +129,7 @@ def bench_result_layers(tiles: int = 100) -> dict:
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 
     from demo.run_demo import start_backend
-    from wac_extractor.core.composites import group_by_month, month_composites, mosaic
+    from wac_extractor.core.composites import month_composites
     from wac_extractor.core.planning import plan_grid
     from wac_extractor.core.runner import BackendSpec, ExtractionRunner
     from wac_extractor.core.signin import connect
@@ -177,10 +177,6 @@ def bench_result_layers(tiles: int = 100) -> dict:
     started = time.perf_counter()
     ResultLoader("bench", project).add(prepared, tile_label="tile")  # the only part on the UI thread
     layer_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for (_, month, *_), parts in group_by_month(composites).items():
-        mosaic(parts, work / f"mosaic_{month}.vrt")
-    mosaic_seconds = time.perf_counter() - started
     result = {
         "tiles": len(files),
         "run_seconds_local_backend": run_seconds,
@@ -205,7 +201,6 @@ def bench_result_layers(tiles: int = 100) -> dict:
             "total_s": vrt_seconds + prepare_seconds + layer_seconds,
             "per_tile_ms": 1000 * (vrt_seconds + prepare_seconds + layer_seconds) / len(files),
         },  # fmt: skip
-        "mosaic_vrt_s": mosaic_seconds,
         "rss_after_loading_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     app.exitQgis()

@@ -10,7 +10,7 @@ time step. We build small VRTs next to the result:
   converted to dB by GDAL's ``dB`` pixel function (the files hold linear power).
 
 Building VRTs is plain GDAL (no Qt), so it runs in the background task; QGIS then only opens them.
-Also builds the per-sensor, per-month mosaic across tiles (one seamless layer for a 100-tile run).
+The month mosaics across tiles are built from these composites by :mod:`.mosaics`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 from xml.sax.saxutils import escape
 
 from .hdf5_quiet import quiet_hdf5
@@ -219,19 +219,3 @@ def result_composites(result: Path, row) -> List[MonthComposite]:
     if row_recipe(row) == "lcfm":
         return lcfm_composites(result, int(row["sentinel"]), decode_cell(row["temporal_extent"]))
     return month_composites(result, int(row["sentinel"]))
-
-
-def mosaic(composites: Iterable[MonthComposite], path: Path) -> Path:
-    """One VRT mosaic of same-sensor, same-month composites of several tiles (same UTM zone)."""
-    gdal = _gdal()
-    sources = [str(c.path) for c in composites]
-    gdal.BuildVRT(str(path), sources, options=gdal.BuildVRTOptions(srcNodata="nan", VRTNodata="nan"))
-    return path
-
-
-def group_by_month(composites: Iterable[MonthComposite]) -> Dict[tuple, List[MonthComposite]]:
-    """Composites that mosaic together: same sensor, period and style."""
-    grouped: Dict[tuple, List[MonthComposite]] = {}
-    for composite in composites:
-        grouped.setdefault(composite.mosaic_key, []).append(composite)
-    return grouped
