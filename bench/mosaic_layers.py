@@ -36,10 +36,10 @@ def run_jobs(work: Path, tiles: int):
     import requests
 
     from demo.run_demo import start_backend
-    from wac_extractor.core.planning import PlanRequest, plan_grid
-    from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-    from wac_extractor.core.signin import connect
-    from wac_extractor.core.tracker import create_tracker
+    from wac_extractor.core.backends.signin import connect
+    from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
+    from wac_extractor.core.jobs.tracker import create_tracker
+    from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
 
     backend, url = start_backend(work)
     try:
@@ -77,7 +77,7 @@ class Relay:
 def watched(work, app) -> dict:
     """Run ``work(emit)`` in a worker thread while the UI thread shows what it emits; UI gaps recorded."""
     from bench.ui_watchdog import STALL_MS, GapWatchdog
-    from wac_extractor.core.priority import lower_thread_priority
+    from wac_extractor.core.platform.priority import lower_thread_priority
 
     watchdog, done = GapWatchdog(), threading.Event()
     # At the priority of the task's threads (call_in_background_thread), as in the dock.
@@ -110,8 +110,8 @@ def first_picture(feed, loader, row, app) -> float:
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
-    from wac_extractor.core.priority import lower_thread_priority
-    from wac_extractor.core.process_graphs import decode_cell
+    from wac_extractor.core.platform.priority import lower_thread_priority
+    from wac_extractor.core.recipes.process_graphs import decode_cell
 
     shown = threading.Event()
     relay = Relay(lambda value: (loader.show(value), shown.set()))
@@ -147,12 +147,12 @@ def main(tiles: int = 1000, baseline_tiles: int = 100) -> dict:
 
     app = QgsApplication([], False)
     app.initQgis()
-    from wac_extractor.layers import ResultLoader, prepare_layers
-    from wac_extractor.mosaic_feed import MosaicFeed, finished_rows, row_composites
+    from wac_extractor.qgis_glue.layers import ResultLoader, prepare_layers
+    from wac_extractor.qgis_glue.mosaic_feed import MosaicFeed, finished_rows, row_composites
 
     reuse = os.environ.get("WAC_BENCH_REUSE")  # a finished earlier run's folder: measure the loading only
     if reuse:
-        from wac_extractor.core.tracker import open_tracker
+        from wac_extractor.core.jobs.tracker import open_tracker
 
         work, run_seconds = Path(reuse), float("nan")
         tracker = open_tracker(work / "jobs.gpkg")

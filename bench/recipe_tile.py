@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from tests.local_backend import executor
-from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.process_graphs import job_cube
+from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
+from wac_extractor.core.recipes.process_graphs import job_cube
 
 RESOLUTION_M = 20.0
 

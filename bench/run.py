@@ -20,8 +20,8 @@ import shapely
 from openeo.extra.job_management import CsvJobDatabase, ParquetJobDatabase
 from shapely.geometry import box
 
-from wac_extractor.core.planning import PlanRequest, plan_aois
-from wac_extractor.core.tracker import GeoPackageTracker
+from wac_extractor.core.jobs.tracker import GeoPackageTracker
+from wac_extractor.core.planning.job_table import PlanRequest, plan_aois
 
 OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -129,15 +129,15 @@ def bench_result_layers(tiles: int = 100) -> dict:
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 
     from demo.run_demo import start_backend
-    from wac_extractor.core.composites import month_composites
-    from wac_extractor.core.planning import plan_grid
-    from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-    from wac_extractor.core.signin import connect
-    from wac_extractor.core.tracker import create_tracker
+    from wac_extractor.core.backends.signin import connect
+    from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
+    from wac_extractor.core.jobs.tracker import create_tracker
+    from wac_extractor.core.planning.job_table import plan_grid
+    from wac_extractor.core.results.composites import month_composites
 
     app = QgsApplication([], False)
     app.initQgis()
-    from wac_extractor.layers import ResultLoader, prepare_layers
+    from wac_extractor.qgis_glue.layers import ResultLoader, prepare_layers
 
     work = Path(tempfile.mkdtemp(prefix="wac-bench-layers-"))
     backend, url = start_backend(work)
@@ -234,7 +234,7 @@ def _backend(work: Path, *args: str):
 
 
 def _scheduling_plan(jobs: int) -> pd.DataFrame:
-    from wac_extractor.core.planning import plan_grid
+    from wac_extractor.core.planning.job_table import plan_grid
 
     request = PlanRequest("2023-01-01", "2023-02-01", ["s1"], 85, 1, recipe="monthly")
     cols = min(jobs, 10)
@@ -249,10 +249,10 @@ def bench_scheduling(jobs: int = 200, slots: int = 4, poll: float = 0.5) -> dict
     """
     from openeo.extra.job_management import MultiBackendJobManager
 
-    from wac_extractor.core.process_graphs import job_cube
-    from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-    from wac_extractor.core.signin import connect
-    from wac_extractor.core.tracker import create_tracker
+    from wac_extractor.core.backends.signin import connect
+    from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
+    from wac_extractor.core.jobs.tracker import create_tracker
+    from wac_extractor.core.recipes.process_graphs import job_cube
 
     work = Path(tempfile.mkdtemp(prefix="wac-bench-scheduling-"))
     process, backend = _backend(work, "--queue-seconds", "0", "0", "--run-seconds", "2", "5")

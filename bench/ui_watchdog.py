@@ -105,11 +105,11 @@ def run_dock(jobs: int, work: Path, iface, desktop: bool) -> dict:
     from qgis.PyQt.QtCore import Qt
 
     from tests.conftest import LocalBackend, start_backend
-    from wac_extractor.backend_panel import BackendEntry
-    from wac_extractor.core.connect import CDSE_URL
-    from wac_extractor.core.planning import PlanRequest, plan_grid
-    from wac_extractor.core.signin import BackendLogin, DeviceFlowUi, SignIn
-    from wac_extractor.dock import WacDock
+    from wac_extractor.core.backends.connect import CDSE_URL
+    from wac_extractor.core.backends.signin import BackendLogin, DeviceFlowUi, SignIn
+    from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
+    from wac_extractor.ui.dock import WacDock
+    from wac_extractor.ui.panels.backends import BackendEntry
 
     process, url = start_backend(work, "--max-workers", "4", "--queue-seconds", "0", "0", "--run-seconds", "0", "0")
     backend = LocalBackend(url)

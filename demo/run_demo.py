@@ -46,9 +46,9 @@ def main() -> int:
     from processing.core.Processing import Processing
     from qgis.core import QgsFeature, QgsGeometry, QgsProcessingContext, QgsProcessingFeedback, QgsVectorLayer
 
-    from wac_extractor.core.tracker import open_tracker
-    from wac_extractor.processing_provider import WacProcessingProvider
-    from wac_extractor.render import load_run, render_map, save_project
+    from wac_extractor.core.jobs.tracker import open_tracker
+    from wac_extractor.processing.provider import WacProcessingProvider
+    from wac_extractor.qgis_glue.render import load_run, render_map, save_project
 
     Processing.initialize()
     provider = WacProcessingProvider()  # keep a Python reference, or sip lets it go

@@ -62,7 +62,7 @@ def notebook_jobs(recipe: str = "monthly"):
 
     Tests about how jobs run plan the light ``monthly`` recipe; the LCFM recipe has tests of its own.
     """
-    from wac_extractor.core.planning import PlanRequest, plan_grid
+    from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
 
     request = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, recipe=recipe)
     return plan_grid(request, west=664000, south=5611120, crs="EPSG:32631")

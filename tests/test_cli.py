@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from wac_extractor.core.tracker import open_tracker
+from wac_extractor.core.jobs.tracker import open_tracker
 
 from .conftest import REPO
 

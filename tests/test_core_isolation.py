@@ -10,7 +10,7 @@ import wac_extractor.core
 
 def test_core_imports_neither_qgis_nor_pyqt():
     modules = [m.name for m in pkgutil.walk_packages(wac_extractor.core.__path__, "wac_extractor.core.")]
-    assert "wac_extractor.core.planning" in modules and "wac_extractor.core.runner" in modules
+    assert "wac_extractor.core.planning.job_table" in modules and "wac_extractor.core.jobs.runner" in modules
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"

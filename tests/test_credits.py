@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from openeo.extra.job_management import CsvJobDatabase
 
-from wac_extractor.core.credits import credit_report
-from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.tracker import create_tracker, open_tracker
+from wac_extractor.core.jobs.credits import credit_report
+from wac_extractor.core.jobs.tracker import create_tracker, open_tracker
+from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
 
 from .conftest import notebook_jobs
 from .test_runner import make_runner
@@ -102,7 +102,7 @@ def test_a_projection_over_the_remaining_budget_is_warned_once(backend, tmp_path
     backend.configure(budget=2.0)  # the account has 2 credits left; the 6 jobs need about 6
     tracker = create_tracker(tmp_path / "jobs.gpkg", s1_grid(2, 3))
     progress = []
-    with caplog.at_level(logging.WARNING, logger="wac_extractor.core.runner"):
+    with caplog.at_level(logging.WARNING, logger="wac_extractor.core.jobs.runner"):
         make_runner(tracker, tmp_path / "out", backend.url, on_progress=progress.append).run()
     warnings = [r.getMessage() for r in caplog.records if "left in the budget" in r.getMessage()]
     assert len(warnings) == 1 and "more than the 2.0 left" in warnings[0]

@@ -6,7 +6,7 @@ import importlib.metadata
 import subprocess
 import sys
 
-from wac_extractor import dependencies
+from wac_extractor.qgis_glue import dependencies
 
 
 def test_constraints_pin_what_qgis_has_and_keep_project_rules():

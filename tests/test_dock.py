@@ -19,11 +19,11 @@ from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QDate, QEvent, QPoint, Qt
 from qgis.PyQt.QtWidgets import QApplication
 
-from wac_extractor.backend_panel import BackendEntry
-from wac_extractor.core.connect import CDSE_URL
-from wac_extractor.credentials import save_credentials
-from wac_extractor.dock import WacDock
-from wac_extractor.layers import SENSOR_GROUPS
+from wac_extractor.core.backends.connect import CDSE_URL
+from wac_extractor.qgis_glue.credentials import save_credentials
+from wac_extractor.qgis_glue.layers import SENSOR_GROUPS
+from wac_extractor.ui.dock import WacDock
+from wac_extractor.ui.panels.backends import BackendEntry
 
 from .conftest import unlock_auth_database
 

@@ -11,7 +11,7 @@ import pytest
 from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRectangle, QgsSettings
 from qgis.PyQt.QtCore import QDate
 
-from wac_extractor.credentials import save_credentials
+from wac_extractor.qgis_glue.credentials import save_credentials
 
 from .conftest import unlock_auth_database
 from .test_dock import fresh_dock, use_backend

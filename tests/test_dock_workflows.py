@@ -21,7 +21,7 @@ from qgis.gui import QgsMapLayerActionContext
 from qgis.PyQt.QtCore import QEvent, Qt
 from qgis.PyQt.QtWidgets import QApplication, QPlainTextEdit
 
-from wac_extractor.layers import SENSOR_GROUPS
+from wac_extractor.qgis_glue.layers import SENSOR_GROUPS
 
 from .test_dock import fresh_dock, mouse, use_local_backend
 
@@ -176,7 +176,7 @@ def small_s2_run(dock) -> int:
 
 def test_max_time_queued_cancels_jobs_the_backend_never_starts(dock, backend, qtbot, monkeypatch):
     """The dock's "Max. time queued" reaches the runner: stuck jobs end as errors with the reason."""
-    import wac_extractor.dock as dock_module
+    import wac_extractor.ui.dock as dock_module
 
     monkeypatch.setattr(dock_module, "HOUR_SECONDS", 1.0)  # the field's hours as seconds, to wait seconds
     backend.configure(queue_seconds=[300, 300])  # the backend never gets to them
@@ -276,8 +276,8 @@ def test_cancel_with_backend_jobs_before_the_task_started_still_stops_them(dock,
     started left the backend's jobs running (seen in CI on a busy machine)."""
     from qgis.core import QgsTask
 
-    from wac_extractor.core.tracker import open_tracker
-    from wac_extractor.task import ExtractionTask
+    from wac_extractor.core.jobs.tracker import open_tracker
+    from wac_extractor.qgis_glue.task import ExtractionTask
 
     jobs = small_s2_run(dock)
     backend.configure(run_seconds=[60, 60])

@@ -8,8 +8,8 @@ import shapely
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from wac_extractor.core.planning import PlanRequest, plan_aois
-from wac_extractor.core.tracker import CsvTracker, GeoPackageTracker, TrackerError
+from wac_extractor.core.jobs.tracker import CsvTracker, GeoPackageTracker, TrackerError
+from wac_extractor.core.planning.job_table import PlanRequest, plan_aois
 
 REQUEST = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, max_jobs=2_000)
 coordinate = st.one_of(st.floats(min_value=-400, max_value=400), st.sampled_from([float("nan"), float("inf")]))
@@ -73,8 +73,8 @@ def test_any_file_as_geopackage_opens_or_fails_clearly(tmp_path, data):
 
 
 def test_truncated_geopackage_is_refused_and_left_untouched(tmp_path):
-    from wac_extractor.core.planning import plan_grid
-    from wac_extractor.core.tracker import create_tracker
+    from wac_extractor.core.jobs.tracker import create_tracker
+    from wac_extractor.core.planning.job_table import plan_grid
 
     create_tracker(tmp_path / "jobs.gpkg", plan_grid(REQUEST, 664000, 5611120, "EPSG:32631"))
     data = (tmp_path / "jobs.gpkg").read_bytes()

@@ -7,7 +7,7 @@ import threading
 import pandas as pd
 from qgis.PyQt.QtGui import QStandardItemModel
 
-from wac_extractor.job_model import COLUMNS, STATUS_COLOURS, JobTableModel, display_rows, item_columns
+from wac_extractor.ui.job_model import COLUMNS, STATUS_COLOURS, JobTableModel, display_rows, item_columns
 
 
 def snapshot(statuses, messages=None) -> pd.DataFrame:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from wac_extractor.core import lcfm
-from wac_extractor.core.process_graphs import decode_cell, expected_result
-from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-from wac_extractor.core.sentinel import load_bands
-from wac_extractor.core.signin import connect
-from wac_extractor.core.tracker import create_tracker
+from wac_extractor.core.backends.signin import connect
+from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
+from wac_extractor.core.jobs.tracker import create_tracker
+from wac_extractor.core.recipes import lcfm
+from wac_extractor.core.recipes.process_graphs import decode_cell, expected_result
+from wac_extractor.core.recipes.sentinel import load_bands
 
 from .conftest import notebook_jobs
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-from wac_extractor.core.signin import connect
-from wac_extractor.core.tracker import create_tracker
+from wac_extractor.core.backends.signin import connect
+from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
+from wac_extractor.core.jobs.tracker import create_tracker
+from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
 
 from .conftest import running_backend
 

@@ -10,10 +10,10 @@ import pytest
 from osgeo import gdal, osr
 from qgis.core import QgsPointXY, QgsProject
 
-from wac_extractor.core import mosaics as mosaics_module
-from wac_extractor.core.composites import TRUE_COLOUR, MonthComposite
-from wac_extractor.core.mosaics import MonthMosaics, planned_bounds
-from wac_extractor.layers import ResultLoader
+from wac_extractor.core.results import mosaics as mosaics_module
+from wac_extractor.core.results.composites import TRUE_COLOUR, MonthComposite
+from wac_extractor.core.results.mosaics import MonthMosaics, planned_bounds
+from wac_extractor.qgis_glue.layers import ResultLoader
 
 EPSG = 32631
 SIZE = 20  # pixels of 10 m: 200 m tiles

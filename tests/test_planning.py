@@ -4,9 +4,9 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from wac_extractor.core.planning import PlanRequest, plan_aois, plan_grid, summarize
-from wac_extractor.core.tiling import area_km2, reproject, tile_aois
-from wac_extractor.core.timewindows import month_windows, months_in
+from wac_extractor.core.planning.job_table import PlanRequest, plan_aois, plan_grid, summarize
+from wac_extractor.core.planning.tiling import area_km2, reproject, tile_aois
+from wac_extractor.core.planning.timewindows import month_windows, months_in
 
 NOTEBOOK_CORNERS = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
 
@@ -150,7 +150,7 @@ def test_too_many_jobs_is_refused_early_with_the_count_and_a_fix():
 
 
 def test_one_job_per_feature_keeps_the_notebook_windows():
-    from wac_extractor.core.planning import plan_features
+    from wac_extractor.core.planning.job_table import plan_features
 
     windows = [(box(w, s, w + 10_000, s + 10_000), "EPSG:32631") for w, s in NOTEBOOK_CORNERS]
     table = plan_features(notebook_request(), windows)

@@ -8,7 +8,8 @@ import sys
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtWidgets import QPushButton
 
-from wac_extractor import dependencies, plugin
+from wac_extractor import plugin
+from wac_extractor.qgis_glue import dependencies
 
 from .conftest import REPO
 
@@ -59,7 +60,7 @@ def fake_openeo(folder, version: str):
 
 def test_another_plugins_openeo_of_another_release_is_named_with_what_to_do(tmp_path):
     fake_openeo(tmp_path / "dependencies", "0.60.0")
-    code = "import openeo; from wac_extractor import dependencies; print(dependencies.openeo_conflict())"
+    code = "import openeo; from wac_extractor.qgis_glue import dependencies; print(dependencies.openeo_conflict())"
     env = {"PYTHONPATH": f"{tmp_path / 'dependencies'}:{REPO}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -67,7 +68,9 @@ def test_another_plugins_openeo_of_another_release_is_named_with_what_to_do(tmp_
     assert message.startswith(f"QGIS has openeo 0.60.0 (from {tmp_path / 'dependencies'}")
     assert "runs need openeo 0.53.0" in message and "pip install --target" in message and "restart QGIS" in message
     # The release the runner is built for, imported once by whichever plugin came first: no conflict.
-    same = "import openeo; from wac_extractor import dependencies; print(repr(dependencies.openeo_conflict()))"
+    same = (
+        "import openeo; from wac_extractor.qgis_glue import dependencies; print(repr(dependencies.openeo_conflict()))"
+    )
     done = subprocess.run([sys.executable, "-c", same], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.stdout.strip() == "''", done.stderr[-2000:]
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from wac_extractor.core import lcfm
-from wac_extractor.core.monthly import S2_BANDS
-from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.process_graphs import BackendCapabilities, expected_result, job_cube
-from wac_extractor.core.sentinel import S1_COLLECTION, S2_COLLECTION
+from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
+from wac_extractor.core.recipes import lcfm
+from wac_extractor.core.recipes.monthly import S2_BANDS
+from wac_extractor.core.recipes.process_graphs import BackendCapabilities, expected_result, job_cube
+from wac_extractor.core.recipes.sentinel import S1_COLLECTION, S2_COLLECTION
 
 # Backend-specific processes that are not in the official set (CDSE lists this one).
 BACKEND_PROCESSES = {"to_scl_dilation_mask"}

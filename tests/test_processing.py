@@ -18,11 +18,11 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from wac_extractor.core.priority import BACKGROUND_NICE
-from wac_extractor.core.runner import ExtractionRunner
-from wac_extractor.core.tracker import open_tracker
-from wac_extractor.job_model import STATUS_COLOURS
-from wac_extractor.processing_provider import WacProcessingProvider
+from wac_extractor.core.jobs.runner import ExtractionRunner
+from wac_extractor.core.jobs.tracker import open_tracker
+from wac_extractor.core.platform.priority import BACKGROUND_NICE
+from wac_extractor.processing.provider import WacProcessingProvider
+from wac_extractor.ui.job_model import STATUS_COLOURS
 
 from .conftest import niceness
 
@@ -224,7 +224,7 @@ def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorit
 
 def test_client_credentials_from_an_auth_configuration_on_two_backends(algorithm, backend, tmp_path, monkeypatch):
     """AUTH 3 (client credentials) from a QGIS authentication configuration; BACKEND and PARALLEL_JOBS lists."""
-    from wac_extractor.credentials import save_credentials
+    from wac_extractor.qgis_glue.credentials import save_credentials
 
     from .conftest import unlock_auth_database
 

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from osgeo import gdal, osr
 
-from wac_extractor.core.priority import call_in_background_thread
-from wac_extractor.core.process_graphs import job_cube
-from wac_extractor.core.runner import BackendSpec, ExtractionRunner
-from wac_extractor.core.signin import connect
-from wac_extractor.core.tracker import CsvTracker, create_tracker, open_tracker
+from wac_extractor.core.backends.signin import connect
+from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
+from wac_extractor.core.jobs.tracker import CsvTracker, create_tracker, open_tracker
+from wac_extractor.core.platform.priority import call_in_background_thread
+from wac_extractor.core.recipes.process_graphs import job_cube
 
 from .conftest import REPO, notebook_jobs, running_backend
 
@@ -374,7 +374,7 @@ def test_a_second_run_on_the_same_tracker_is_refused(backend, tmp_path):
 
 @pytest.mark.parametrize("name", ["../evil.nc", "/etc/passwd", "..", ".hidden", "", "a/../../b.nc"])
 def test_hostile_asset_names_never_leave_the_job_folder(name):
-    from wac_extractor.core.results import DownloadError, safe_asset_name
+    from wac_extractor.core.results.download import DownloadError, safe_asset_name
 
     try:
         safe = safe_asset_name(name)
@@ -404,7 +404,7 @@ def test_retry_after_is_capped_at_30_seconds():
     """A backend asking to wait an hour (Retry-After: 3600) gets 30 s from the HTTP retries."""
     from urllib3.response import HTTPResponse
 
-    from wac_extractor.core.runner import MAX_RETRY_AFTER_S, resilient_adapter
+    from wac_extractor.core.jobs.runner import MAX_RETRY_AFTER_S, resilient_adapter
 
     retry = resilient_adapter().max_retries
     assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "3600"})) == MAX_RETRY_AFTER_S == 30

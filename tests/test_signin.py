@@ -14,10 +14,8 @@ import pytest
 import requests
 from openeo.rest.auth.oidc import OidcException
 
-from wac_extractor.core.connect import check_backend
-from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.runner import BackendSpec, ExtractionRunner, SignInLostError
-from wac_extractor.core.signin import (
+from wac_extractor.core.backends.connect import check_backend
+from wac_extractor.core.backends.signin import (
     BackendLogin,
     DeviceFlowUi,
     SignIn,
@@ -26,7 +24,9 @@ from wac_extractor.core.signin import (
     sign_out,
     signed_in_as,
 )
-from wac_extractor.core.tracker import create_tracker
+from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner, SignInLostError
+from wac_extractor.core.jobs.tracker import create_tracker
+from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
 
 from .conftest import notebook_jobs
 

@@ -13,16 +13,16 @@ import pytest
 from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
 from qgis.PyQt.QtCore import QDate, QObject, pyqtSlot
 
-from wac_extractor import mosaic_feed
-from wac_extractor import task as task_module
-from wac_extractor.core.heap import heap_frozen
-from wac_extractor.core.priority import BACKGROUND_NICE
-from wac_extractor.core.runner import BackendSpec
-from wac_extractor.core.signin import connect
-from wac_extractor.core.tracker import create_tracker
-from wac_extractor.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer, layer_path
-from wac_extractor.mosaic_feed import MosaicFeed
-from wac_extractor.task import ExtractionTask
+from wac_extractor.core.backends.signin import connect
+from wac_extractor.core.jobs.runner import BackendSpec
+from wac_extractor.core.jobs.tracker import create_tracker
+from wac_extractor.core.platform.heap import heap_frozen
+from wac_extractor.core.platform.priority import BACKGROUND_NICE
+from wac_extractor.qgis_glue import mosaic_feed
+from wac_extractor.qgis_glue import task as task_module
+from wac_extractor.qgis_glue.layers import SENSOR_GROUPS, ResultLoader, job_tiles_layer, layer_path
+from wac_extractor.qgis_glue.mosaic_feed import MosaicFeed
+from wac_extractor.qgis_glue.task import ExtractionTask
 
 from .conftest import niceness, notebook_jobs
 

@@ -9,8 +9,8 @@ import pytest
 from openeo.extra.job_management import JobDatabaseInterface
 from osgeo import ogr
 
-from wac_extractor.core.planning import PlanRequest, plan_grid
-from wac_extractor.core.tracker import CsvTracker, GeoPackageTracker, TrackerError, create_tracker, open_tracker
+from wac_extractor.core.jobs.tracker import CsvTracker, GeoPackageTracker, TrackerError, create_tracker, open_tracker
+from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ def test_make_zip_builds_an_installable_plugin():
         metadata = configparser.ConfigParser(interpolation=None)
         metadata.read_string(archive.read("wac_extractor/metadata.txt").decode())
     assert all(name.startswith("wac_extractor/") for name in names)  # one folder, as QGIS's installer expects
-    for needed in ("__init__.py", "plugin.py", "core/lcfm.py", "core/runner.py", "metadata.txt", "resources/icon.svg",
-                   "requirements.txt", "constraints.txt", "LICENSE"):  # fmt: skip
+    for needed in ("__init__.py", "plugin.py", "core/recipes/lcfm.py", "core/jobs/runner.py", "metadata.txt",
+                   "resources/icon.svg", "requirements.txt", "constraints.txt", "LICENSE"):  # fmt: skip
         assert f"wac_extractor/{needed}" in names, needed
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n or "local_backend" in n]
     general = metadata["general"]

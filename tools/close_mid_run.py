@@ -47,9 +47,9 @@ def note(**values):
 
 def start():
     try:
-        from wac_extractor.backend_panel import BackendEntry
-        from wac_extractor.core.connect import CDSE_URL
-        from wac_extractor.core.planning import PlanRequest, plan_grid
+        from wac_extractor.ui.panels.backends import BackendEntry
+        from wac_extractor.core.backends.connect import CDSE_URL
+        from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
         from qgis.utils import plugins
         iface.mainWindow().setGeometry(0, 0, 1600, 1000)
         QgsSettings().remove("wac_extractor")
@@ -159,8 +159,8 @@ def run_qgis(work: Path, url: str, phase: str, display: str, timeout: float) -> 
 
 def main(out: Path) -> int:
     from tests.conftest import LocalBackend, start_backend
-    from wac_extractor.core.signin import BackendLogin, DeviceFlowUi, SignIn
-    from wac_extractor.core.tracker import open_tracker
+    from wac_extractor.core.backends.signin import BackendLogin, DeviceFlowUi, SignIn
+    from wac_extractor.core.jobs.tracker import open_tracker
 
     if shutil.which("Xvfb") is None or shutil.which("qgis") is None:
         print("Xvfb or qgis is missing: run 'make setup'", file=sys.stderr)

@@ -13,16 +13,10 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QPushButton
 
-from . import dependencies
+from .definitions import LOG_TAG, resources_dir
+from .qgis_glue import dependencies
 
 MENU = "&WAC Extractor"
-LOG_TAG = "WAC Extractor"
-
-
-def resources_dir() -> Path:
-    """``resources/`` inside the installed plugin, or beside the package in a source checkout."""
-    here = Path(__file__).resolve().parent
-    return here / "resources" if (here / "resources").is_dir() else here.parent / "resources"
 
 
 class DependencyInstallTask(QgsTask):
@@ -62,7 +56,7 @@ class WacExtractorPlugin:
     def initProcessing(self):
         if self.provider is not None or dependencies.missing() or dependencies.openeo_conflict(self.deps_target):
             return
-        from .processing_provider import WacProcessingProvider
+        from .processing.provider import WacProcessingProvider
 
         self.provider = WacProcessingProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
@@ -142,7 +136,7 @@ class WacExtractorPlugin:
         if self.dock is None:
             if not visible:
                 return
-            from .dock import WacDock
+            from .ui.dock import WacDock
 
             self.dock = WacDock(self.iface, self.iface.mainWindow())
             self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)

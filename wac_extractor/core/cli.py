@@ -13,20 +13,8 @@ from typing import List, Optional, Sequence, Tuple
 from openeo.rest import OpenEoClientException
 from shapely.geometry.base import BaseGeometry
 
-from .connect import CDSE_URL, check_backend
-from .credits import credit_report
-from .planning import PlanRequest, plan_aois, plan_grid, summarize
-from .recipes import DEFAULT_RECIPE, RECIPES
-from .runner import (
-    BackendSpec,
-    ExtractionRunner,
-    JobEvent,
-    RunProgress,
-    SignInLostError,
-    iter_failed,
-    result_counts,
-)
-from .signin import (
+from .backends.connect import CDSE_URL, check_backend
+from .backends.signin import (
     SIGN_IN_METHODS,
     BackendLogin,
     DeviceCodePrompt,
@@ -37,8 +25,20 @@ from .signin import (
     sign_out,
     signed_in_as,
 )
-from .timewindows import add_months, parse_date
-from .tracker import TrackerError, create_tracker, open_tracker
+from .jobs.credits import credit_report
+from .jobs.runner import (
+    BackendSpec,
+    ExtractionRunner,
+    JobEvent,
+    RunProgress,
+    SignInLostError,
+    iter_failed,
+    result_counts,
+)
+from .jobs.tracker import TrackerError, create_tracker, open_tracker
+from .planning.job_table import PlanRequest, plan_aois, plan_grid, summarize
+from .planning.timewindows import add_months, parse_date
+from .recipes import DEFAULT_RECIPE, RECIPES
 
 _log = logging.getLogger("wac_extractor")
 

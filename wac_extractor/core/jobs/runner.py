@@ -41,10 +41,17 @@ from openeo.rest import OpenEoApiPlainError, OpenEoClientException  # the base: 
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ..backends.signin import SignInCancelledError, SignInRequiredError, close_connection, is_auth_error
+from ..recipes.process_graphs import BackendCapabilities, backend_capabilities, decode_cell, expected_result, job_cube
+from ..results.download import (
+    DownloadCancelled,
+    DownloadError,
+    check_netcdf,
+    safe_asset_name,
+    same_origin,
+    stream_to_file,
+)
 from .credits import ESTIMATE_COLUMN, CreditCap, CreditReport, JobMeasures, cost_key, credit_report
-from .process_graphs import BackendCapabilities, backend_capabilities, decode_cell, expected_result, job_cube
-from .results import DownloadCancelled, DownloadError, check_netcdf, safe_asset_name, same_origin, stream_to_file
-from .signin import SignInCancelledError, SignInRequiredError, close_connection, is_auth_error
 from .tracker import ACTIVE_STATUSES, PENDING_STATUSES, Tracker, TrackerError, TrackerLock
 
 _log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Tuple
 
 from qgis.core import QgsApplication, QgsAuthMethodConfig
 
-from .core.signin import SECRET_METHODS, SignIn
+from ..core.backends.signin import SECRET_METHODS, SignIn
 
 METHOD = "Basic"
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-PLUGIN_DIR = Path(__file__).resolve().parent
+PLUGIN_DIR = Path(__file__).resolve().parent.parent  # the plugin folder (this module is in qgis_glue/)
 # Packages QGIS (or the OS) already provides: pip must keep exactly these versions.
 KEEP_FROM_QGIS = ("numpy", "pandas", "pyproj", "shapely", "GDAL", "requests", "urllib3", "python-dateutil")
 REQUIRED = {"openeo": "0.53.0"}

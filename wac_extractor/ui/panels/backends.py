@@ -37,10 +37,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .core.connect import CDSE_URL, BackendReport, check_backend, insecure_url_warning, normalize_url
-from .core.process_graphs import BackendCapabilities, check_temporal_coverage
-from .core.runner import BackendSpec
-from .core.signin import (
+from ...core.backends.connect import CDSE_URL, BackendReport, check_backend, insecure_url_warning, normalize_url
+from ...core.backends.signin import (
     SECRET_METHODS,
     BackendLogin,
     DeviceCodePrompt,
@@ -51,7 +49,9 @@ from .core.signin import (
     sign_out,
     signed_in_as,
 )
-from .credentials import sign_in_for
+from ...core.jobs.runner import BackendSpec
+from ...core.recipes.process_graphs import BackendCapabilities, check_temporal_coverage
+from ...qgis_glue.credentials import sign_in_for
 
 SETTINGS_KEY = "wac_extractor/backends"
 CDSE_LABEL = "Copernicus Data Space Ecosystem"

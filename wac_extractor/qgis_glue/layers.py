@@ -29,10 +29,10 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime, QTimer
 from qgis.PyQt.QtGui import QColor
 
-from .core.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, MonthComposite
-from .core.hdf5_quiet import quiet_hdf5
-from .core.tracker import TABLE
-from .job_model import STATUS_COLOURS
+from ..core.jobs.tracker import TABLE
+from ..core.platform.hdf5_quiet import quiet_hdf5
+from ..core.results.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, MonthComposite
+from .job_rows import STATUS_COLOURS
 
 SENSOR_GROUPS = {1: "Sentinel-1", 2: "Sentinel-2"}
 # Display ranges: S2 reflectance DN 0..2500 (a bright-enough true colour), S1 backscatter in dB
@@ -177,7 +177,7 @@ class ResultLoader:
         self._layers_by_source()[source] = layer
 
     def show(self, shown: Iterable[Tuple[object, Optional[QgsRasterLayer]]]) -> List[QgsRasterLayer]:
-        """Mosaic updates from :class:`~wac_extractor.mosaic_feed.MosaicFeed`: new layers, or a reload."""
+        """Mosaic updates from :class:`~wac_extractor.qgis_glue.mosaic_feed.MosaicFeed`: new layers, or a reload."""
         added = []
         for update, layer in shown:
             composite = update.composite

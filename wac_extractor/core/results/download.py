@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import requests
 
-from .hdf5_quiet import quiet_hdf5
+from ..platform.hdf5_quiet import quiet_hdf5
 
 _log = logging.getLogger(__name__)
 

@@ -12,11 +12,12 @@ from osgeo import gdal, ogr, osr  # noqa: F401  (see below)
 from qgis.core import Qgis, QgsMessageLog, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .core.heap import heap_frozen
-from .core.priority import call_in_background_thread
-from .core.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
-from .core.tracker import GeoPackageTracker, Tracker
-from .job_model import display_rows, item_columns
+from ..core.jobs.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
+from ..core.jobs.tracker import GeoPackageTracker, Tracker
+from ..core.platform.heap import heap_frozen
+from ..core.platform.priority import call_in_background_thread
+from ..definitions import LOG_TAG
+from .job_rows import display_rows, item_columns
 from .layers import job_tiles_layer, to_ui_thread
 from .mosaic_feed import MosaicFeed
 
@@ -25,7 +26,6 @@ from .mosaic_feed import MosaicFeed
 # held the GIL for 70-500 ms (a measured UI stall at the start of a first run, when QGIS's Processing
 # had not imported them yet).
 
-LOG_TAG = "WAC Extractor"
 _log = logging.getLogger(__name__)
 
 

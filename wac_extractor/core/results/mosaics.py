@@ -260,7 +260,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def planned_bounds(extents: Iterable[object]) -> Dict[int, Bounds]:
     """Per EPSG code, the union of a tracker's ``spatial_extent`` cells (dicts or JSON) with a ``crs``."""
-    from .process_graphs import decode_cell
+    from ..recipes.process_graphs import decode_cell
 
     planned: Dict[int, Bounds] = {}
     for cell in extents:

@@ -15,8 +15,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
-from .core.hdf5_quiet import quiet_hdf5
-from .core.tracker import open_tracker
+from ..core.jobs.tracker import open_tracker
+from ..core.platform.hdf5_quiet import quiet_hdf5
 from .layers import ResultLoader, job_tiles_layer
 from .mosaic_feed import MosaicFeed
 from .project_view import give_crs, set_default_view, set_month_steps, utm_crs

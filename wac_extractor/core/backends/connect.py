@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 
 import openeo
 
-from .process_graphs import COLLECTIONS, RESULT_FORMAT, backend_capabilities, required_processes
-from .recipes import RECIPES
+from ..recipes import RECIPES
+from ..recipes.process_graphs import COLLECTIONS, RESULT_FORMAT, backend_capabilities, required_processes
 
 _log = logging.getLogger(__name__)
 

@@ -50,21 +50,22 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .backend_panel import BackendPanel
-from .core.credits import credit_report
-from .core.planning import PlanRequest, plan_aois, summarize
-from .core.process_graphs import COLLECTIONS
-from .core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
-from .core.runner import check_writable, result_counts
-from .core.tiling import area_km2
-from .core.tracker import TrackerError, open_tracker
+from ..core.jobs.credits import credit_report
+from ..core.jobs.runner import check_writable, result_counts
+from ..core.jobs.tracker import TrackerError, open_tracker
+from ..core.planning.job_table import PlanRequest, plan_aois, summarize
+from ..core.planning.tiling import area_km2
+from ..core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
+from ..core.recipes.process_graphs import COLLECTIONS
+from ..definitions import LOG_TAG
+from ..qgis_glue.layers import ResultLoader, band_layers
+from ..qgis_glue.mosaic_feed import row_composites
+from ..qgis_glue.project_view import give_crs, set_default_view, set_month_steps, utm_crs
+from ..qgis_glue.task import ExtractionTask
+from ..qgis_glue.tile_action import TileLayersAction
 from .job_model import JobTableModel
-from .layers import ResultLoader, band_layers
 from .maptools import PolygonTool, RectangleTool
-from .mosaic_feed import row_composites
-from .project_view import give_crs, set_default_view, set_month_steps, utm_crs
-from .task import LOG_TAG, ExtractionTask
-from .tile_action import TileLayersAction
+from .panels.backends import BackendPanel
 
 SETTINGS = "wac_extractor/"
 HOUR_SECONDS = 3600  # the unit of "Max. time queued"
@@ -696,7 +697,7 @@ class WacDock(QgsDockWidget):
     @staticmethod
     def band_list(job) -> Dict[str, List[str]]:
         """The result's variables by band: {"B04": ["B04_P10", ..., "B04_M3"], "VH_VV": [...]}."""
-        from .core.process_graphs import expected_variables
+        from ..core.recipes.process_graphs import expected_variables
 
         grouped: Dict[str, List[str]] = {}
         for variable in expected_variables(job):
@@ -709,7 +710,7 @@ class WacDock(QgsDockWidget):
         job = self.model.job(row)
         if job is None or self.loader is None:
             return
-        from .core.process_graphs import expected_variables
+        from ..core.recipes.process_graphs import expected_variables
 
         variables = variables or expected_variables(job)
         for relative in json.loads(job.get("result_files") or "[]"):

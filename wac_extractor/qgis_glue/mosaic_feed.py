@@ -10,8 +10,8 @@ from typing import Iterator, List, Optional, Tuple
 import pandas as pd
 from qgis.core import QgsRasterLayer
 
-from .core.composites import MonthComposite, result_composites
-from .core.mosaics import MonthMosaics, MosaicUpdate, planned_bounds
+from ..core.results.composites import MonthComposite, result_composites
+from ..core.results.mosaics import MonthMosaics, MosaicUpdate, planned_bounds
 from .layers import composite_layer, mosaic_layer_name, to_ui_thread
 
 _log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Iterable, List, Sequence, Tuple
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from .recipes import DEFAULT_RECIPE, check_recipe
+from ..recipes import DEFAULT_RECIPE, check_recipe
 from .tiling import CrsLike, Tile, TooManyJobsError, feature_tiles, grid_tiles, tile_aois
 from .timewindows import month_windows, months_in, parse_date
 

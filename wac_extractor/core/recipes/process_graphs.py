@@ -15,11 +15,10 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from openeo.rest.datacube import DataCube
 
-from . import lcfm, monthly
+from ..planning.timewindows import months_in
+from . import DEFAULT_RECIPE, lcfm, monthly, row_recipe
 from .monthly import SCL_DILATION_PROCESS
-from .recipes import DEFAULT_RECIPE, row_recipe
 from .sentinel import COLLECTIONS, S1_COLLECTION, S2_COLLECTION
-from .timewindows import months_in
 
 RESULT_FORMAT = "netCDF"
 

@@ -31,25 +31,25 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from .core.connect import CDSE_URL
-from .core.heap import heap_frozen
-from .core.planning import PlanRequest, plan_aois, plan_features, summarize
-from .core.priority import call_in_background_thread
-from .core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
-from .core.runner import BackendSpec, ExtractionRunner, SignInLostError
-from .core.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
-from .core.tracker import GeoPackageTracker, TrackerError, create_tracker, open_tracker
-from .credentials import CredentialsError, sign_in_for
-from .layers import JOB_TILES_NAME, job_tiles_uri, style_job_tiles
-from .mosaic_feed import MosaicFeed, finished_rows
-from .project_view import give_crs, set_default_view, set_month_steps, utm_crs
+from ..core.backends.connect import CDSE_URL
+from ..core.backends.signin import SECRET_METHODS, BackendLogin, SignIn, SignInRequiredError
+from ..core.jobs.runner import BackendSpec, ExtractionRunner, SignInLostError
+from ..core.jobs.tracker import GeoPackageTracker, TrackerError, create_tracker, open_tracker
+from ..core.planning.job_table import PlanRequest, plan_aois, plan_features, summarize
+from ..core.platform.heap import heap_frozen
+from ..core.platform.priority import call_in_background_thread
+from ..core.recipes import DEFAULT_RECIPE, RECIPE_LABELS, RECIPES
+from ..qgis_glue.credentials import CredentialsError, sign_in_for
+from ..qgis_glue.layers import JOB_TILES_NAME, job_tiles_uri, style_job_tiles
+from ..qgis_glue.mosaic_feed import MosaicFeed, finished_rows
+from ..qgis_glue.project_view import give_crs, set_default_view, set_month_steps, utm_crs
 
 SENSOR_OPTIONS = ["Sentinel-1 monthly mosaic (VV, VH)", "Sentinel-2 L2A monthly median"]
 AUTH_OPTIONS = ["oidc", "basic", "none", "client_credentials"]  # appended: saved models keep their index
 
 
 def _icon() -> QIcon:
-    from .plugin import resources_dir
+    from ..definitions import resources_dir
 
     return QIcon(str(resources_dir() / "icon.svg"))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 from xml.sax.saxutils import escape
 
-from .hdf5_quiet import quiet_hdf5
+from ..platform.hdf5_quiet import quiet_hdf5
 
 S2_TRUE_COLOUR = ("B04", "B03", "B02")
 S1_BANDS = ("VV", "VH")
@@ -185,7 +185,7 @@ def lcfm_composites(
 ) -> List[MonthComposite]:
     """VRTs of an ``lcfm`` result: S2 true colour per month and P50 true colour and NDVI for the window;
     S1 VV/VH/VH_VV P50 in dB for the window."""
-    from .timewindows import months_in
+    from ..planning.timewindows import months_in
 
     out_dir = out_dir or result.parent
     months = months_in(tuple(temporal_extent))
@@ -213,8 +213,8 @@ def lcfm_composites(
 
 def result_composites(result: Path, row) -> List[MonthComposite]:
     """The composites of a job's result, by the row's recipe."""
-    from .process_graphs import decode_cell
-    from .recipes import row_recipe
+    from ..recipes import row_recipe
+    from ..recipes.process_graphs import decode_cell
 
     if row_recipe(row) == "lcfm":
         return lcfm_composites(result, int(row["sentinel"]), decode_cell(row["temporal_extent"]))
