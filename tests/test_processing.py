@@ -18,7 +18,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from wac_extractor.core.jobs.runner import ExtractionRunner
+from wac_extractor.core.jobs.downloads import ResultFetcher
 from wac_extractor.core.jobs.tracker import open_tracker
 from wac_extractor.core.platform.priority import BACKGROUND_NICE
 from wac_extractor.processing.provider import WacProcessingProvider
@@ -90,8 +90,8 @@ class Feedback(QgsProcessingFeedback):
 def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("WAC_PASSWORD", "demo")
     caller_nice, downloads_nice = niceness(), []
-    download = ExtractionRunner._download
-    monkeypatch.setattr(ExtractionRunner, "_download", lambda *a: (downloads_nice.append(niceness()), download(*a)))
+    download = ResultFetcher._download
+    monkeypatch.setattr(ResultFetcher, "_download", lambda *a: (downloads_nice.append(niceness()), download(*a)))
     feedback, context = Feedback(), QgsProcessingContext()
     results, ok = algorithm.run(parameters(backend, tmp_path), context, feedback)
     assert ok, feedback.errors

@@ -404,7 +404,7 @@ def test_retry_after_is_capped_at_30_seconds():
     """A backend asking to wait an hour (Retry-After: 3600) gets 30 s from the HTTP retries."""
     from urllib3.response import HTTPResponse
 
-    from wac_extractor.core.jobs.runner import MAX_RETRY_AFTER_S, resilient_adapter
+    from wac_extractor.core.jobs.retry import MAX_RETRY_AFTER_S, resilient_adapter
 
     retry = resilient_adapter().max_retries
     assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "3600"})) == MAX_RETRY_AFTER_S == 30

@@ -26,15 +26,8 @@ from .backends.signin import (
     signed_in_as,
 )
 from .jobs.credits import credit_report
-from .jobs.runner import (
-    BackendSpec,
-    ExtractionRunner,
-    JobEvent,
-    RunProgress,
-    SignInLostError,
-    iter_failed,
-    result_counts,
-)
+from .jobs.progress import JobEvent, RunProgress, iter_failed, result_counts
+from .jobs.runner import BackendSpec, ExtractionRunner, SignInLostError
 from .jobs.tracker import TrackerError, create_tracker, open_tracker
 from .planning.job_table import PlanRequest, plan_aois, plan_grid, summarize
 from .planning.timewindows import add_months, parse_date

@@ -12,7 +12,8 @@ from osgeo import gdal, ogr, osr  # noqa: F401  (see below)
 from qgis.core import Qgis, QgsMessageLog, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 
-from ..core.jobs.runner import ExtractionRunner, JobEvent, RunProgress, RunSummary
+from ..core.jobs.progress import JobEvent, RunProgress, RunSummary
+from ..core.jobs.runner import ExtractionRunner
 from ..core.jobs.tracker import GeoPackageTracker, Tracker
 from ..core.platform.heap import heap_frozen
 from ..core.platform.priority import call_in_background_thread

@@ -50,8 +50,9 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.jobs.backend_spec import check_writable
 from ..core.jobs.credits import credit_report
-from ..core.jobs.runner import check_writable, result_counts
+from ..core.jobs.progress import result_counts
 from ..core.jobs.tracker import TrackerError, open_tracker
 from ..core.planning.job_table import PlanRequest, plan_aois, summarize
 from ..core.planning.tiling import area_km2

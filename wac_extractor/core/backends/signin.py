@@ -20,6 +20,7 @@ from openeo.rest import OpenEoApiPlainError, OpenEoClientException
 from openeo.rest.auth.config import RefreshTokenStore
 from openeo.rest.auth.oidc import OidcException
 
+from ..jobs.openeo_private import close_oidc_renewer_session
 from .connect import normalize_url
 
 _log = logging.getLogger(__name__)
@@ -190,14 +191,12 @@ def open_connection(url: str, **kwargs) -> openeo.Connection:
 def close_connection(connection: openeo.Connection) -> None:
     """Close a connection's HTTP sessions: its own and its OIDC token renewer's.
 
-    openeo's OIDC authenticators open a session of their own for the token endpoint (private
-    ``_oidc_auth_renewer._requests``, hence the openeo pin). Closed sessions stay usable: a later
-    request opens new sockets, so a connection kept for a re-sign-in still works.
+    openeo's OIDC authenticators open a session of their own for the token endpoint (reached through a
+    private name: ``jobs.openeo_private``). Closed sessions stay usable: a later request opens new
+    sockets, so a connection kept for a re-sign-in still works.
     """
     connection.session.close()
-    renewer_session = getattr(getattr(connection, "_oidc_auth_renewer", None), "_requests", None)
-    if isinstance(renewer_session, requests.Session):
-        renewer_session.close()
+    close_oidc_renewer_session(connection)
 
 
 def is_auth_error(exc: BaseException) -> bool:

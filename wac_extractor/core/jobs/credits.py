@@ -19,6 +19,8 @@ from typing import Dict, Optional, Tuple
 
 import pandas as pd
 
+from ..recipes import DEFAULT_RECIPE
+
 ACTIVE = ("created", "queued", "queued_for_start", "running")
 NOT_RUN = ("canceled", "skipped")  # will not cost anything more (unless retried)
 ESTIMATE_COLUMN = "estimated_costs"
@@ -51,7 +53,7 @@ def job_size(row: pd.Series) -> float:
 
 def cost_key(row: pd.Series) -> str:
     """``"lcfm S2"``: jobs of one recipe and sensor cost alike per km2·month."""
-    recipe = row.get("recipe") if isinstance(row.get("recipe"), str) else "lcfm"
+    recipe = row.get("recipe") if isinstance(row.get("recipe"), str) else DEFAULT_RECIPE
     return f"{recipe} S{int(row.get('sentinel') or 0)}"
 
 

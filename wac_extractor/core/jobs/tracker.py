@@ -27,7 +27,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 import shapely
-from openeo.extra.job_management import CsvJobDatabase, JobDatabaseInterface, MultiBackendJobManager
+from openeo.extra.job_management import CsvJobDatabase, JobDatabaseInterface
+
+from .openeo_private import job_table_dtypes, merge_into_csv_frame, normalize_job_table
 
 _log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ def _lock_file(handle) -> None:
 
 def normalize_jobs(df: pd.DataFrame) -> pd.DataFrame:
     """Add the columns MultiBackendJobManager needs (``status`` = ``not_started`` etc.) when missing."""
-    df = MultiBackendJobManager._column_requirements.normalize_df(df)
+    df = normalize_job_table(df)
     df["status"] = df["status"].fillna("not_started")
     return df
 
@@ -430,14 +432,14 @@ class CsvTracker(CsvJobDatabase):
 
     def read(self) -> pd.DataFrame:
         try:
-            df = pd.read_csv(self.path, dtype=MultiBackendJobManager._column_requirements.dtype_mapping())
+            df = pd.read_csv(self.path, dtype=job_table_dtypes())
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise TrackerError(f"{self.path} is not a readable CSV job table ({exc}); choose another file.") from None
         return normalize_jobs(df)
 
     def persist(self, df: pd.DataFrame) -> None:
         with self._lock:
-            self._merge_into_df(df)
+            merge_into_csv_frame(self, df)
             self._write()
 
     def _write(self) -> None:

@@ -49,7 +49,7 @@ from ...core.backends.signin import (
     sign_out,
     signed_in_as,
 )
-from ...core.jobs.runner import BackendSpec
+from ...core.jobs.backend_spec import BackendSpec
 from ...core.recipes.process_graphs import BackendCapabilities, check_temporal_coverage
 from ...qgis_glue.credentials import sign_in_for
 

@@ -1,0 +1,136 @@
+"""Results into ``<output>/<job id>/``, checked with GDAL before a job counts as done.
+
+A job's assets are streamed to disk (our token never goes to another host: signed URLs on a storage
+host are fetched without it), then each NetCDF is checked against what the row's recipe must give.
+A bad file is deleted at once, so the map never shows it; the download is tried again after a backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import pandas as pd
+import requests
+from openeo import BatchJob
+from openeo.rest import OpenEoApiPlainError
+
+from ..backends.signin import is_auth_error
+from ..recipes.process_graphs import decode_cell, expected_result
+from ..results.download import (
+    DownloadCancelled,
+    DownloadError,
+    check_netcdf,
+    safe_asset_name,
+    same_origin,
+    stream_to_file,
+)
+from .retry import DOWNLOADS
+from .tracker import Tracker
+
+_log = logging.getLogger(__name__)
+
+
+class ResultFetcher:
+    """Downloads and checks finished jobs' results in a small thread pool; one download per row at a time."""
+
+    def __init__(self, tracker: Tracker, output_dir: Path, stop: threading.Event,
+                 emit: Callable[..., None], retries: int = 3, workers: int = 2):  # fmt: skip
+        self.tracker = tracker
+        self.output_dir = output_dir
+        self.stop = stop
+        self.emit = emit  # (index, row, status, message=...)
+        self.retries = retries
+        self._lock = threading.Lock()
+        self._downloads: Dict[int, Future] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wac-download")
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.output_dir / safe_asset_name(job_id)
+
+    def submit(self, job: BatchJob, row: pd.Series) -> None:
+        index = row.name
+        with self._lock:
+            if index in self._downloads and not self._downloads[index].done():
+                return
+            self._downloads[index] = self._pool.submit(self._download, job, row)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return any(not future.done() for future in self._downloads.values())
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _download(self, job: BatchJob, row: pd.Series) -> None:
+        index = row.name
+        job_dir = self.job_dir(job.job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        self.tracker.update_row(index, result_status="downloading")
+        problems: List[str] = []
+        for attempt in range(1, self.retries + 1):
+            try:
+                files = self._fetch_assets(job, job_dir)
+                problems = self._check(files, row)
+                if not problems:
+                    relative = [str(f.relative_to(self.output_dir)) for f in files]
+                    self.tracker.update_row(index, result_status="ok", result_files=json.dumps(relative))
+                    self.emit(index, row, "downloaded", message=", ".join(relative))
+                    return
+                for f in files:
+                    if f.suffix.lower() in (".nc", ".nc4"):
+                        f.unlink(missing_ok=True)  # never leave a bad file where the loader could pick it up
+            except DownloadCancelled:
+                self.tracker.update_row(index, result_status=None)
+                return
+            except OpenEoApiPlainError as exc:
+                if is_auth_error(exc):  # downloaded again after the new sign-in
+                    self.tracker.update_row(index, result_status=None)
+                    return
+                problems = [str(exc)]
+            except (DownloadError, requests.RequestException) as exc:
+                problems = [str(exc)]
+            except OSError as exc:  # read-only or full disk: say so, keep the job for a later retry
+                problems = [f"cannot write into {job_dir}: {exc.strerror or exc}"]
+            _log.warning("download of job %s, attempt %d: %s", job.job_id, attempt, "; ".join(problems))
+            if self.stop.wait(DOWNLOADS.delay(attempt)):
+                self.tracker.update_row(index, result_status=None)
+                return
+        message = "download failed: " + "; ".join(problems)
+        self.tracker.update_row(index, result_status="failed", error_message=message[:1000])
+        self.emit(index, row, "download_failed", message=message)
+
+    @staticmethod
+    def _check(files: List[Path], row: pd.Series) -> List[str]:
+        """What is wrong with a job's files for its row's recipe; [] when they are what it must give."""
+        expected = expected_result(row)
+        extent = decode_cell(row["spatial_extent"]) if isinstance(row.get("spatial_extent"), (str, dict)) else None
+        netcdfs = [f for f in files if f.suffix.lower() in (".nc", ".nc4")]
+        if not netcdfs:
+            return ["the job has no NetCDF result"]
+        return [
+            problem
+            for f in netcdfs
+            for problem in check_netcdf(
+                f, expected.variables, has_time=expected.has_time, int16=expected.int16, spatial_extent=extent
+            )
+        ]
+
+    def _fetch_assets(self, job: BatchJob, job_dir: Path) -> List[Path]:
+        connection = job.connection
+        files = []
+        for asset in job.get_results().get_assets():
+            target = job_dir / safe_asset_name(asset.key)
+            if not target.resolve().is_relative_to(job_dir.resolve()):
+                raise DownloadError(f"asset {asset.key!r} would be written outside {job_dir}; refused.")
+            if same_origin(asset.href, connection.root_url):
+                stream_to_file(connection.session, asset.href, target, auth=connection.auth, stop=self.stop)
+            else:  # never send our token to another host
+                with requests.Session() as session:
+                    stream_to_file(session, asset.href, target, auth=None, stop=self.stop)
+            files.append(target)
+        return files
