@@ -1,0 +1,80 @@
+"""The dock's QgsSettings keys, each declared once (name, type, default), and generic load/save helpers.
+
+A panel binds each of its settings to a getter and a setter of its widget (:class:`Bound`); loading
+and saving walk the same list, so the two cannot drift apart. The keys are the ones earlier releases
+wrote (``wac_extractor/start`` ...): users keep their settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Union
+
+from qgis.core import QgsSettings
+
+from ..core.recipes import DEFAULT_RECIPE
+
+PREFIX = "wac_extractor/"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key under ``wac_extractor/``; ``default`` may be a function, for defaults known only at run time."""
+
+    name: str
+    type: type
+    default: Union[Any, Callable[[], Any]]
+
+    @property
+    def key(self) -> str:
+        return PREFIX + self.name
+
+    def read(self) -> Any:
+        default = self.default() if callable(self.default) else self.default
+        if self.type is bool:  # QgsSettings stores booleans as "true"/"false" in its ini file
+            return QgsSettings().value(self.key, default, type=bool)
+        return self.type(QgsSettings().value(self.key, default))
+
+    def write(self, value: Any) -> None:
+        QgsSettings().setValue(self.key, value)
+
+
+# Time, recipe and sensors
+START = Setting("start", str, "2023-01-01")
+END = Setting("end", str, "2023-04-01")
+WINDOW_MONTHS = Setting("window_months", int, 3)
+RECIPE = Setting("recipe", str, DEFAULT_RECIPE)
+S1 = Setting("s1", bool, True)
+S2 = Setting("s2", bool, True)
+CLOUD = Setting("cloud", int, 85)
+TILE_KM = Setting("tile_km", int, 10)
+# Output and credits
+OUTPUT = Setting("output", str, lambda: str(Path.home() / "wac_extractor"))
+TRACKER = Setting("tracker", str, "")
+MAX_QUEUED_HOURS = Setting("max_queued_hours", int, 0)
+MAX_CREDITS = Setting("max_credits", float, 0.0)
+JOB_BUDGET = Setting("job_budget", float, 0.0)
+# Run
+CANCEL_REMOTE = Setting("cancel_remote", bool, False)
+# Backends: a JSON list of URLs, methods and auth-configuration ids (never a secret)
+BACKENDS = Setting("backends", str, "[]")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A setting tied to the widget that shows it."""
+
+    setting: Setting
+    get: Callable[[], Any]
+    set: Callable[[Any], None]
+
+
+def load(bindings: Iterable[Bound]) -> None:
+    for bound in bindings:
+        bound.set(bound.setting.read())
+
+
+def save(bindings: Iterable[Bound]) -> None:
+    for bound in bindings:
+        bound.setting.write(bound.get())

@@ -1,0 +1,152 @@
+"""A run on the map and in the project: its job-tile layer, the project's framing, month mosaics, tile and band layers.
+
+The dock hands the task's signals here; the job table's menu asks for zoom and layers by row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QObject, QTimer
+
+from ..core.jobs.tracker import TrackerError
+from ..definitions import LOG_TAG
+from ..qgis_glue.layers import ResultLoader, band_layers
+from ..qgis_glue.mosaic_feed import row_composites
+from ..qgis_glue.project_view import give_crs, set_default_view, set_month_steps, utm_crs
+from ..qgis_glue.tile_action import TileLayersAction
+from .job_model import JobTableModel
+
+
+class RunMap(QObject):
+    """``output_folder()``: where the results are, read when a layer opens (the user may have changed it)."""
+
+    def __init__(self, iface, model: JobTableModel, output_folder: Callable[[], str], parent=None):
+        super().__init__(parent)
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.model = model
+        self.output_folder = output_folder
+        self.tracker = None
+        self.loader: Optional[ResultLoader] = None
+        self.jobs_layer = None
+        self.tile_action = TileLayersAction(self.open_tile_layers_of, parent)
+
+    def start(self, tracker, tracker_path: str) -> None:
+        """A run of this tracker begins: its layers go into a group of its own."""
+        self.tracker = tracker
+        self.loader = ResultLoader(f"WAC {Path(tracker_path).stem}")
+
+    # --- the job-tile layer and the project's view -------------------------------------------------
+    def show_jobs_layer(self, tiles_layer) -> None:
+        """The task created (or opened) the tracker and its job-tile layer: show the layer, frame the run.
+
+        An empty project gets the AOI's UTM zone (not the tiles' EPSG:4326, which draws UTM tiles
+        skewed) and the run's extent as its view; a project with layers keeps its own CRS and view.
+        """
+        if tiles_layer is None:
+            return
+        project = QgsProject.instance()
+        was_empty = not project.mapLayers()
+        self.jobs_layer = tiles_layer
+        project.addMapLayer(self.jobs_layer)
+        self.tile_action.attach(self.jobs_layer)
+        self._frame_run(was_empty)
+        if was_empty:  # QGIS Desktop's layer tree gives a new project its first layer's CRS and extent,
+            QTimer.singleShot(0, lambda: self._frame_run(True))  # on the next event loop: frame it after
+
+    def _frame_run(self, was_empty: bool) -> None:
+        project = QgsProject.instance()
+        if self.jobs_layer is None or sip.isdeleted(self.jobs_layer):
+            return
+        give_crs(project, self._run_utm_crs(), was_empty)
+        set_default_view(project, self.jobs_layer.extent(), self.jobs_layer.crs())
+        if was_empty:
+            self.canvas.setDestinationCrs(project.crs())
+            self.canvas.setExtent(project.viewSettings().defaultViewExtent())
+            self.canvas.refresh()
+
+    def _run_utm_crs(self) -> QgsCoordinateReferenceSystem:
+        """The UTM zone of the run's first tile."""
+        try:
+            return utm_crs(self.tracker.get_by_indices([0]).iloc[0].get("tile_id"))
+        except (IndexError, KeyError, TrackerError, OSError):
+            return QgsCoordinateReferenceSystem()
+
+    def repaint_jobs(self) -> None:
+        # The layer reads the tracker GeoPackage in WAL mode, so a repaint shows the new statuses;
+        # reopening it (reloadData) cost 0.1-1 s on the UI thread per snapshot.
+        if self.jobs_layer is not None:
+            self.jobs_layer.triggerRepaint()
+
+    def show_mosaics(self, shown) -> None:
+        """New month mosaics as layers (then the time steps cover their months), or a reload of those there."""
+        if self.loader is None:
+            return
+        if self.loader.show(shown) and self.loader.months:
+            set_month_steps(QgsProject.instance(), *self.loader.months, canvas=self.canvas)
+
+    def zoom_to_job(self, row: int) -> None:
+        job = self.model.job(row)
+        if job is None:
+            return
+        footprint = self.model.tracker.get_by_indices([job.name]).iloc[0].get("geometry")
+        if not isinstance(footprint, str):
+            return
+        geometry = QgsGeometry.fromWkt(footprint)
+        transform = QgsCoordinateTransform(
+            QgsCoordinateReferenceSystem("EPSG:4326"), self.canvas.mapSettings().destinationCrs(), QgsProject.instance()
+        )
+        geometry.transform(transform)
+        extent = geometry.boundingBox()
+        extent.scale(1.2)
+        self.canvas.setExtent(extent)
+        self.canvas.refresh()
+
+    # --- a tile's own layers -------------------------------------------------------------------------
+    def open_tile_layers(self, row: int) -> None:
+        """One tile's own layers (the map shows month mosaics), from the job table or the job-tile layer."""
+        job = self.model.job(row)
+        if job is not None:
+            self.open_tile_layers_of(int(job.name))
+
+    def open_tile_layers_of(self, index: int) -> None:
+        if self.model.tracker is None:
+            return
+        job = self.model.tracker.get_by_indices([index]).iloc[0]
+        label = str(job.get("tile_id") or job.get("title") or index)
+        if job.get("result_status") != "ok":
+            self.iface.messageBar().pushMessage(
+                LOG_TAG, f"{label}: no result yet (status {job.get('status')}).", Qgis.MessageLevel.Info, 5
+            )
+            return
+        if self.loader is None:
+            self.loader = ResultLoader(f"WAC {Path(str(self.model.tracker.path)).stem}")
+        try:
+            layers = self.loader.add(row_composites(job, Path(self.output_folder())), tile_label=label)
+        except (OSError, RuntimeError, ValueError) as exc:
+            message = f"{label}: its layers could not be opened: {exc}. Retry the job to download it again."
+            self.iface.messageBar().pushMessage(LOG_TAG, message, Qgis.MessageLevel.Warning, 0)
+            return
+        if not layers:
+            self.iface.messageBar().pushMessage(LOG_TAG, f"{label}: no result files found.", Qgis.MessageLevel.Info, 5)
+
+    def add_band_layers(self, row: int, variables: Optional[List[str]] = None) -> None:
+        """Single-band layers of a job's result (every variable, or those given); the first time step."""
+        job = self.model.job(row)
+        if job is None or self.loader is None:
+            return
+        from ..core.recipes.process_graphs import expected_variables
+
+        variables = variables or expected_variables(job)
+        for relative in json.loads(job.get("result_files") or "[]"):
+            path = Path(self.output_folder()) / relative
+            layers = band_layers(path, variables, 1, str(job.get("tile_id") or ""))
+            group = self.loader.run_group().addGroup(f"Bands {job.get('tile_id')} S{job.get('sentinel')}")
+            for layer in layers:
+                QgsProject.instance().addMapLayer(layer, False)
+                group.addLayer(layer)
