@@ -177,13 +177,14 @@ class Job:
     size: float = 0.0  # km2 x months it reads
     job_options: Optional[dict] = None  # openEO clients send them top-level in POST /jobs (not in the API spec)
     attempt: int = 0  # the how-many-th run of this job's graph on this backend (1 = first)
+    budget_enforced: bool = True  # False when it ran on a backend that does not stop jobs at their budget
 
     @property
     def charged(self) -> float:
         """Credits the job has spent: all of it, or its budget when it was stopped at its budget."""
         if self.status not in ("finished", "error"):
             return 0.0
-        return min(self.costs, self.budget) if self.budget is not None else self.costs
+        return min(self.costs, self.budget) if self.budget is not None and self.budget_enforced else self.costs
 
     def describe(self, root: str) -> dict:
         metadata = {
@@ -322,6 +323,7 @@ class Backend:
             job.status, job.updated = "running", now_rfc3339()
         run_started = time.time()
         logs: List[tuple] = []  # (level, message) written before the job's last entry
+        job.budget_enforced = self.config.enforce_budget
         if self.config.enforce_budget and job.budget is not None and job.costs > job.budget:
             # as a backend stops a job at its budget
             error = (f"Job stopped: its costs would exceed its budget ({job.costs:.3f} > {job.budget:.3f} "
@@ -427,9 +429,11 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ------------------------------------------------------------------------------
     def send_json(self, status: int, payload, headers: Optional[dict] = None) -> None:
-        body = json.dumps(payload).encode()
+        # 204 has no body: a "{}" after it would be read as the start of the next answer on a kept-alive connection
+        body = b"" if status == 204 else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if status != 204:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
