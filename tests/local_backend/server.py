@@ -9,7 +9,9 @@ HTTP errors (500, 502, 503, 429 with Retry-After) on chosen calls, jobs that fai
 slow or truncated downloads, and a gateway mode (``after``: the request is carried out, then its
 answer is lost and replaced by a 502/504 with an empty or HTML body, as proxies do).
 ``GET /jobs`` pages like a real backend (``limit``, ``next`` links, newest first), and
-``/_control/prefill`` fills an account with thousands of old jobs. Nothing here ships with the plugin.
+``/_control/prefill`` fills an account with thousands of old jobs (or with another client's running jobs).
+The ``cdse`` profile (``cdse.py``) behaves like CDSE: concurrent job limit, no estimates, lost Sentinel-1
+jobs, out-of-memory jobs. Nothing here ships with the plugin.
 """
 
 from __future__ import annotations
