@@ -349,7 +349,8 @@ class Backend:
                     job.logs.append(self.log_entry("error", error))
             else:
                 job.status, job.progress = "finished", 100
-                job.logs.append(self.log_entry("info", f"Job finished: {', '.join(job.assets)}"))
+                job.logs.append(self.log_entry("info", f"Job finished: {', '.join(job.assets)}" if job.assets
+                                                else "Job finished."))  # fmt: skip
 
     def _cdse_outcome(self, job: Job) -> tuple:
         """(error, lost, logs) of the CDSE behaviours: out of memory, Sentinel-1 jobs in error or without assets."""
