@@ -82,8 +82,8 @@ lint:
 	$(PY) -m ruff format --check .
 	$(PY) tools/check_qt6.py
 
-backend:
-	$(BACKEND_PY) -m tests.local_backend --host 127.0.0.1 --port $(PORT)
+backend:  # PROFILE=cdse behaves like CDSE (README, "The local openEO backend")
+	$(BACKEND_PY) -m tests.local_backend --host 127.0.0.1 --port $(PORT) --profile $(or $(PROFILE),default)
 
 demo:
 	$(PY) -m demo.run_demo

@@ -48,9 +48,20 @@ class LocalBackend:
         """The storage origin's URL and what reached it: [{"path", "authorization": bool}]."""
         return self.control("storage")
 
-    def prefill(self, count: int, user: str = "demo"):
-        """``count`` older finished jobs in ``user``'s account (listed after the new ones, across pages)."""
-        return self.control("prefill", {"user": user, "count": count})
+    def prefill(self, count: int, user: str = "demo", status: str = "finished", seconds=None):
+        """``count`` older finished jobs in ``user``'s account (listed after the new ones, across pages).
+
+        ``status="running"`` (or ``"queued"``): jobs another client of ``user`` runs now, for ``seconds`` (None:
+        until canceled or reset); they count towards the cdse profile's concurrent job limit.
+        """
+        payload = {"user": user, "count": count}
+        if status != "finished":
+            payload.update(status=status, seconds=seconds)
+        return self.control("prefill", payload)
+
+    def profile(self, name: str, **settings):
+        """Switch to profile ``name`` ("default", "cdse"), then apply ``settings``; ``reset()`` comes back."""
+        return self.configure(profile=name, **settings)
 
     def oidc(self, **body):
         """The OIDC provider: ``approve=<user code>``, ``access_token_seconds``, ``revoke=True``..."""

@@ -5,6 +5,7 @@ import logging
 import warnings
 from pathlib import Path
 
+from .cdse import PROFILES
 from .server import make_server
 
 
@@ -19,6 +20,9 @@ def main(argv=None) -> None:
     parser.add_argument("--run-seconds", type=float, nargs=2, default=[0.5, 0.5], metavar=("MIN", "MAX"))
     parser.add_argument("--scl-dilation", action="store_true", help="list CDSE's to_scl_dilation_mask process")
     parser.add_argument("--max-workers", type=int, default=2, help="jobs executing at the same time")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default",
+                        help="behave like: default (estimates, budget) or cdse (concurrent job limit, no estimates, "
+                        "lost Sentinel-1 jobs, out-of-memory jobs); /_control/reset comes back to it")  # fmt: skip
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
@@ -33,12 +37,17 @@ def main(argv=None) -> None:
         run_seconds=args.run_seconds,
         scl_dilation=args.scl_dilation,
         max_workers=args.max_workers,
+        profile=args.profile,
     )
     host, port = server.server_address[:2]
     if args.port_file:
         args.port_file.write_text(str(port))
     url = f"http://{host}:{port}"
-    print(f"Local openEO backend on {url} (user demo, password demo), results in {server.backend.work_dir}", flush=True)
+    print(
+        f"Local openEO backend on {url} (user demo, password demo, profile {args.profile}), "
+        f"results in {server.backend.work_dir}",
+        flush=True,
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -9,7 +9,9 @@ HTTP errors (500, 502, 503, 429 with Retry-After) on chosen calls, jobs that fai
 slow or truncated downloads, and a gateway mode (``after``: the request is carried out, then its
 answer is lost and replaced by a 502/504 with an empty or HTML body, as proxies do).
 ``GET /jobs`` pages like a real backend (``limit``, ``next`` links, newest first), and
-``/_control/prefill`` fills an account with thousands of old jobs. Nothing here ships with the plugin.
+``/_control/prefill`` fills an account with thousands of old jobs (or with another client's running jobs).
+The ``cdse`` profile (``cdse.py``) behaves like CDSE: concurrent job limit, no estimates, lost Sentinel-1
+jobs, out-of-memory jobs. Nothing here ships with the plugin.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import parse_qs, urlparse
 
-from . import synthetic
+from . import cdse, synthetic
 from .oidc import PROVIDER_ID, OidcProvider, verification_page
 from .oidc import USERS as OIDC_USERS
 
@@ -138,6 +140,23 @@ class BackendConfig:
     # the estimate endpoint and the budget, as a backend without them.
     budget: Optional[float] = 1000.0
     estimates: bool = True
+    estimate_status: int = 404  # the answer to GET /jobs/{id}/estimate without estimates (CDSE: 501 FeatureUnsupported)
+    enforce_budget: bool = True  # a job's own budget stops it (CDSE: accepted, not enforced; openeo-api#541)
+    # Profiles (cdse.PROFILES): "default" is the behaviour above; "cdse" sets the settings below as CDSE behaves.
+    profile: str = "default"
+    concurrent_job_limit: int = 0  # jobs queued or running per user; a start beyond gets 400 ConcurrentJobLimit
+    memory_check: bool = False  # jobs needing more memory than their job options give end in error
+    memory_scale: float = 1.0  # multiplies every job's memory need (cdse.memory_need_mb)
+    default_executor_memory: str = cdse.DEFAULT_EXECUTOR_MEMORY
+    default_executor_memory_overhead: str = cdse.DEFAULT_EXECUTOR_MEMORY_OVERHEAD
+    default_python_memory: Optional[str] = None
+    # Sentinel-1 jobs that finish without assets / end in an Orfeo toolbox error: a share of graphs (hash of the
+    # graph and the seed; only the first attempt of a graph), and/or the next N Sentinel-1 jobs that run.
+    s1_lost_share: float = 0.0
+    s1_error_share: float = 0.0
+    s1_lost_next: int = 0
+    s1_error_next: int = 0
+    failure_seed: int = 0
 
 
 @dataclass
@@ -158,13 +177,16 @@ class Job:
     budget: Optional[float] = None  # the job's own limit (openEO ``budget`` at creation)
     costs: float = 0.0  # what the job costs when it runs to its end (graph_costs)
     size: float = 0.0  # km2 x months it reads
+    job_options: Optional[dict] = None  # openEO clients send them top-level in POST /jobs (not in the API spec)
+    attempt: int = 0  # the how-many-th run of this job's graph on this backend (1 = first)
+    budget_enforced: bool = True  # False when it ran on a backend that does not stop jobs at their budget
 
     @property
     def charged(self) -> float:
         """Credits the job has spent: all of it, or its budget when it was stopped at its budget."""
         if self.status not in ("finished", "error"):
             return 0.0
-        return min(self.costs, self.budget) if self.budget is not None else self.costs
+        return min(self.costs, self.budget) if self.budget is not None and self.budget_enforced else self.costs
 
     def describe(self, root: str) -> dict:
         metadata = {
@@ -178,6 +200,8 @@ class Job:
         }
         if self.budget is not None:
             metadata["budget"] = self.budget
+        if self.job_options:  # not in the openEO API; extra properties are allowed
+            metadata["job_options"] = self.job_options
         if self.status in ("finished", "error"):
             seconds = max(0.0, self.finished_at - self.started_at)
             share = self.charged / self.costs if self.costs else 1.0  # a job stopped at its budget ran less
@@ -224,12 +248,33 @@ def graph_costs(graph: dict) -> tuple:
     return round(costs, 3), max(read.values(), default=0.0)
 
 
+def apply_profile(config: BackendConfig, profile: str) -> BackendConfig:
+    """Set every setting a profile decides (cdse.PROFILES) to that profile's value; the others stay as they are."""
+    if profile not in cdse.PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}; profiles: {', '.join(cdse.PROFILES)}.")
+    defaults = BackendConfig()
+    for key in cdse.PROFILE_KEYS:
+        setattr(config, key, cdse.PROFILES[profile].get(key, getattr(defaults, key)))
+    config.profile = profile
+    return config
+
+
+def profile_config(profile: str = "default", **settings) -> BackendConfig:
+    """A configuration of ``profile`` with ``settings`` on top."""
+    config = apply_profile(BackendConfig(), profile)
+    for key, value in settings.items():
+        setattr(config, key, value)
+    return config
+
+
 class Backend:
     """State of the local backend: jobs, tokens, configuration, faults and request counts."""
 
     def __init__(self, work_dir: Path, config: Optional[BackendConfig] = None):
         self.work_dir = work_dir
         self.config = config or BackendConfig()
+        self.startup_profile = self.config.profile  # /_control/reset comes back to it
+        self.graph_attempts: Dict[str, int] = {}  # runs per graph (cdse.graph_key): only first attempts get lost
         self.jobs: Dict[str, Job] = {}
         self.tokens: Dict[str, str] = {}  # basic-auth access tokens
         self.oidc = OidcProvider()
@@ -258,13 +303,19 @@ class Backend:
         share = int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         return low + (high - low) * share
 
-    def start(self, job: Job) -> None:
+    def start(self, job: Job) -> Optional[str]:
+        """Queue the job; returns the error message when the user's concurrent job limit refuses it."""
         with self.lock:
             if job.status not in ("created", "canceled", "error"):
-                return
+                return None
+            limit = self.config.concurrent_job_limit
+            active = sum(1 for j in self.jobs.values() if j.owner == job.owner and j.status in ("queued", "running"))
+            if limit and active >= limit:
+                return cdse.CONCURRENT_LIMIT_MESSAGE.format(limit=limit)
             job.status, job.updated, job.error, job.logs = "queued", now_rfc3339(), None, []
             job.started_at = time.time()
         threading.Thread(target=self._lifecycle, args=(job,), daemon=True, name=f"life-{job.id}").start()
+        return None
 
     def _lifecycle(self, job: Job) -> None:
         time.sleep(self.duration(job.id, self.config.queue_seconds))
@@ -273,23 +324,65 @@ class Backend:
                 return
             job.status, job.updated = "running", now_rfc3339()
         run_started = time.time()
-        if job.budget is not None and job.costs > job.budget:  # as a backend stops a job at its budget
+        logs: List[tuple] = []  # (level, message) written before the job's last entry
+        job.budget_enforced = self.config.enforce_budget
+        if self.config.enforce_budget and job.budget is not None and job.costs > job.budget:
+            # as a backend stops a job at its budget
             error = (f"Job stopped: its costs would exceed its budget ({job.costs:.3f} > {job.budget:.3f} "
                      "credits). Create it with a larger budget, or none.")  # fmt: skip
         else:
-            error = self.pool.submit(self._execute, job).result()
+            error, lost, logs = self._cdse_outcome(job)
+            if lost:
+                job.assets = []
+            elif not error:
+                error = self.pool.submit(self._execute, job).result()
         time.sleep(max(0.0, self.duration(job.id + "run", self.config.run_seconds) - (time.time() - run_started)))
         with self.lock:
             if job.status != "running":
                 return
             job.finished_at = time.time()
             job.updated = now_rfc3339()
+            job.logs.extend(self.log_entry(level, message) for level, message in logs)
             if error:
                 job.status, job.error = "error", error
-                job.logs.append(self.log_entry("error", error))
+                if not logs:
+                    job.logs.append(self.log_entry("error", error))
             else:
                 job.status, job.progress = "finished", 100
-                job.logs.append(self.log_entry("info", f"Job finished: {', '.join(job.assets)}"))
+                job.logs.append(self.log_entry("info", f"Job finished: {', '.join(job.assets)}" if job.assets
+                                                else "Job finished."))  # fmt: skip
+
+    def _cdse_outcome(self, job: Job) -> tuple:
+        """(error, lost, logs) of the CDSE behaviours: out of memory, Sentinel-1 jobs in error or without assets."""
+        config = self.config
+        with self.lock:
+            key = cdse.graph_key(job.process_graph)
+            self.graph_attempts[key] = job.attempt = self.graph_attempts.get(key, 0) + 1
+            if config.memory_check:
+                need = cdse.memory_need_mb(job.process_graph, config.memory_scale)
+                try:
+                    limit = cdse.memory_limit_mb(job.job_options, config)
+                except ValueError as exc:
+                    return f"Invalid job options: {exc}", False, []
+                if need > limit["total"]:
+                    logs = cdse.memory_logs(job.id, need, limit)
+                    return cdse.MEMORY_MESSAGE, False, logs
+            if not cdse.is_s1(job.process_graph):
+                return None, False, []
+            first = job.attempt == 1
+            if config.s1_error_next > 0:
+                config.s1_error_next -= 1
+                error = True
+            else:
+                error = first and cdse.unit_hash("error", config.failure_seed, key) < config.s1_error_share
+            if error:
+                message = cdse.otb_message(job.id)
+                return message, False, [("error", message)]
+            if config.s1_lost_next > 0:
+                config.s1_lost_next -= 1
+                return None, True, []
+            lost = first and cdse.unit_hash("lost", config.failure_seed, key) < config.s1_lost_share
+            return None, lost, []
 
     def log_entry(self, level: str, message: str) -> dict:
         return {"id": uuid.uuid4().hex[:8], "level": level, "message": message, "time": now_rfc3339()}
@@ -339,9 +432,11 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ------------------------------------------------------------------------------
     def send_json(self, status: int, payload, headers: Optional[dict] = None) -> None:
-        body = json.dumps(payload).encode()
+        # 204 has no body: a "{}" after it would be read as the start of the next answer on a kept-alive connection
+        body = b"" if status == 204 else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if status != 204:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -598,9 +693,11 @@ class Handler(BaseHTTPRequestHandler):
                 if not graph:
                     return self.error(400, "ProcessGraphMissing", "No process graph in the request.")
                 costs, size = graph_costs(graph)
-                budget = body.get("budget")
+                budget, options = body.get("budget"), body.get("job_options")
+                if options is not None and not isinstance(options, dict):
+                    return self.error(400, "InvalidJobOptions", "job_options must be an object.")
                 job = Job(id=f"j-{uuid.uuid4().hex[:12]}", title=body.get("title") or "", process_graph=graph,
-                          created=now_rfc3339(), owner=user, costs=costs, size=size,
+                          created=now_rfc3339(), owner=user, costs=costs, size=size, job_options=options,
                           budget=float(budget) if budget is not None else None)  # fmt: skip
                 with backend.lock:
                     backend.jobs[job.id] = job
@@ -622,7 +719,9 @@ class Handler(BaseHTTPRequestHandler):
             shutil.rmtree(backend.work_dir / job.id, ignore_errors=True)
             return self.send_json(204, {})
         if rest == ["results"] and method == "POST":
-            backend.start(job)
+            refused = backend.start(job)
+            if refused:  # geopyspark's answer (openeo-python-client#838); the job stays created
+                return self.error(400, "ConcurrentJobLimit", refused)
             return self.send_json(202, {})
         if rest == ["results"] and method == "DELETE":
             with backend.lock:
@@ -651,6 +750,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_asset(job, rest[2])
         if rest == ["estimate"] and method == "GET":
             if not backend.config.estimates:
+                if backend.config.estimate_status == 501:  # openeo-python-driver without estimates
+                    return self.error(501, "FeatureUnsupported", "Feature not supported.")
                 return self.error(404, "NotFound", f"{method} {path} is not an endpoint of this backend.")
             return self.send_json(200, {"costs": job.costs, "duration": "PT1M", "size": int(job.size * 2.5e6),
                                         "downloads_included": None})  # fmt: skip
@@ -700,7 +801,7 @@ class Handler(BaseHTTPRequestHandler):
         backend = self.backend
         if method == "GET" and path == "/_control/jobs":
             with backend.lock:
-                jobs = [{"id": j.id, "title": j.title, "status": j.status} for j in backend.jobs.values()]
+                jobs = [self.control_job(j) for j in backend.jobs.values()]
             return self.send_json(200, {"jobs": jobs})
         if method == "GET" and path == "/_control/storage":
             with backend.lock:
@@ -711,10 +812,17 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/_control/config":
             body = self.read_json()
             with backend.lock:
+                unknown = [key for key in body if not hasattr(backend.config, key)]
+                if unknown:
+                    return self.error(400, "UnknownSetting", f"Unknown setting {unknown[0]!r}.")
+                if "profile" in body:  # first the profile, then the settings given with it
+                    try:
+                        apply_profile(backend.config, body["profile"])
+                    except ValueError as exc:
+                        return self.error(400, "UnknownProfile", str(exc))
                 for key, value in body.items():
-                    if not hasattr(backend.config, key):
-                        return self.error(400, "UnknownSetting", f"Unknown setting {key!r}.")
-                    setattr(backend.config, key, value)
+                    if key != "profile":
+                        setattr(backend.config, key, value)
             return self.send_json(200, backend.config.__dict__)
         if method == "POST" and path == "/_control/faults":
             body = self.read_json()
@@ -724,14 +832,17 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/_control/prefill":
             body = self.read_json()
             user, count = body.get("user", "demo"), int(body.get("count", 1000))
+            status = body.get("status", "finished")
+            if status in ("queued", "running"):
+                return self.send_json(200, {"jobs": len(backend.jobs), "ids": self.prefill_active(user, count, body)})
             with backend.lock:
                 old = {}
                 for number in range(count):
                     job = Job(id=f"old-{uuid.uuid4().hex[:12]}", title=f"an older job {number}", process_graph={},
-                              created="2024-01-01T00:00:00Z", status="finished", owner=user)  # fmt: skip
+                              created="2024-01-01T00:00:00Z", status=status, owner=user)  # fmt: skip
                     old[job.id] = job
                 backend.jobs = {**old, **backend.jobs}  # older than every job already there
-            return self.send_json(200, {"jobs": len(backend.jobs)})
+            return self.send_json(200, {"jobs": len(backend.jobs), "ids": list(old)})
         if method == "POST" and path == "/_control/oidc":
             return self.send_json(200, backend.oidc.control(self.read_json()))
         if method == "GET" and path == "/_control/oidc":
@@ -742,10 +853,48 @@ class Handler(BaseHTTPRequestHandler):
                 backend.jobs.clear()
                 backend.faults.clear()
                 backend.request_counts.clear()
-                backend.config = BackendConfig()
+                backend.config = profile_config(backend.startup_profile)
                 backend.storage_requests.clear()
+                backend.graph_attempts.clear()
             return self.send_json(200, {})
         return self.error(404, "NotFound", f"{method} {path} is not a control endpoint.")
+
+    def control_job(self, job: Job) -> dict:
+        """A job as /_control/jobs lists it: also its owner, job options and, from them, its memory."""
+        config = self.backend.config
+        entry = {"id": job.id, "title": job.title, "status": job.status, "owner": job.owner,
+                 "job_options": job.job_options, "attempt": job.attempt, "assets": list(job.assets)}  # fmt: skip
+        if job.process_graph:
+            entry["memory_need_mb"] = cdse.memory_need_mb(job.process_graph, config.memory_scale)
+            try:
+                entry["memory_limit_mb"] = cdse.memory_limit_mb(job.job_options, config)["total"]
+            except ValueError:
+                entry["memory_limit_mb"] = None
+        return entry
+
+    def prefill_active(self, user: str, count: int, body: dict) -> List[str]:
+        """``count`` jobs queued or running in ``user``'s account (another client's), ending after ``seconds``."""
+        backend, status = self.backend, body.get("status", "running")
+        seconds = body.get("seconds")  # None: until canceled or reset
+        jobs = [Job(id=f"other-{uuid.uuid4().hex[:12]}", title=body.get("title") or f"another client's job {n}",
+                    process_graph={}, created=now_rfc3339(), status=status, owner=user, started_at=time.time())
+                for n in range(count)]  # fmt: skip
+        with backend.lock:
+            for job in jobs:
+                backend.jobs[job.id] = job
+
+        def finish(job: Job) -> None:
+            with backend.lock:
+                if job.status in ("queued", "running"):
+                    job.status, job.progress, job.updated = "finished", 100, now_rfc3339()
+                    job.finished_at = time.time()
+
+        if seconds is not None:
+            for job in jobs:
+                timer = threading.Timer(float(seconds), finish, args=(job,))
+                timer.daemon = True
+                timer.start()
+        return [job.id for job in jobs]
 
 
 class StorageHandler(Handler):
@@ -772,7 +921,7 @@ def make_server(
     host: str = "127.0.0.1", port: int = 0, work_dir: Optional[Path] = None, **config
 ) -> ThreadingHTTPServer:
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="wac-local-openeo-"))
-    backend = Backend(work, BackendConfig(**config))
+    backend = Backend(work, profile_config(**config))
     handler = type("BoundHandler", (Handler,), {"backend": backend})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
