@@ -4,6 +4,11 @@ SHELL := /bin/bash
 
 VENV := .venv
 BACKEND_VENV := .venv-backend
+# The oldest openeo release the plugin supports (constraints-openeo-oldest.txt): make test runs the runner and
+# end-to-end tests with it too, in its own venv.
+OLDEST_VENV := .venv-openeo-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_TESTS := tests/test_openeo_reliances.py tests/test_runner.py tests/test_gateway.py tests/test_cli.py
 PY := $(VENV)/bin/python
 BACKEND_PY := $(BACKEND_VENV)/bin/python
 SYSTEM_PY := /usr/bin/python3
@@ -29,7 +34,7 @@ help:
 	@echo "make demo    offline demo against the local backend"
 	@echo "make zip     build $(PLUGIN).zip;  make deploy  install it into a QGIS profile"
 
-setup: apt $(VENV)/.installed $(BACKEND_VENV)/.installed
+setup: apt $(VENV)/.installed $(BACKEND_VENV)/.installed $(OLDEST_VENV)/.installed
 
 # Debian's QGIS and GDAL, only what is missing. On Debian 12 QGIS comes from bookworm-backports
 # (3.40 LTR, same Python 3.11 and GDAL 3.6): the plugin needs QGIS >= 3.40 (metadata.txt).
@@ -66,6 +71,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-n
 	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wac_extractor_dev.pth"
 	touch $@
 
+# The same as the dev venv, with the oldest supported openeo.
+$(OLDEST_VENV)/.installed: requirements.txt requirements-dev.txt requirements-backend-nodeps.txt constraints-openeo-oldest.txt $(CONSTRAINTS)
+	[ -x $(OLDEST_PY) ] || $(SYSTEM_PY) -m venv --system-site-packages $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install $(PIP_FLAGS) -c constraints-openeo-oldest.txt -r requirements-dev.txt
+	$(OLDEST_PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-backend-nodeps.txt
+	mkdir -p $(OLDEST_VENV)/share && ln -sfn /usr/share/proj $(OLDEST_VENV)/share/proj
+	echo "$(CURDIR)" > "$$($(OLDEST_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wac_extractor_dev.pth"
+	touch $@
+
 # The local backend's own venv: heavy (dask, rasterio), isolated from QGIS's libraries.
 $(BACKEND_VENV)/.installed: requirements-backend.txt requirements-backend-nodeps.txt $(CONSTRAINTS)
 	[ -x $(BACKEND_PY) ] || $(SYSTEM_PY) -m venv $(BACKEND_VENV)
@@ -76,6 +90,8 @@ $(BACKEND_VENV)/.installed: requirements-backend.txt requirements-backend-nodeps
 
 test:
 	$(PY) -m pytest
+	@echo "== the runner and end-to-end tests again with openeo $$($(OLDEST_PY) -c 'import openeo; print(openeo.__version__)'), the oldest supported"
+	$(OLDEST_PY) -m pytest -p no:cacheprovider $(OLDEST_TESTS)
 
 lint:
 	$(PY) -m ruff check .

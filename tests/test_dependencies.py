@@ -19,6 +19,7 @@ def test_constraints_pin_what_qgis_has_and_keep_project_rules():
 
 def test_missing_reports_absent_and_old_packages():
     assert dependencies.missing({"openeo": "0.53.0"}) == []
+    assert dependencies.missing() == []  # the venv's openeo is in the supported range
     assert dependencies.missing({"surely-not-installed-pkg": "1.0"}) == [
         "surely-not-installed-pkg==1.0 (not installed)"
     ]

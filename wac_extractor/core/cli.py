@@ -27,7 +27,8 @@ from .backends.signin import (
 )
 from .jobs.credits import credit_report
 from .jobs.progress import JobEvent, RunProgress, iter_failed, result_counts
-from .jobs.runner import BackendSpec, ExtractionRunner, SignInLostError
+from .jobs.run_setup import RunOptions, backend_logins, prepare_run
+from .jobs.signin_recovery import SignInLostError
 from .jobs.tracker import TrackerError, create_tracker, open_tracker
 from .planning.job_table import PlanRequest, plan_aois, plan_grid, summarize
 from .planning.timewindows import add_months, parse_date
@@ -179,14 +180,10 @@ def command_run(args) -> int:
     parallel = args.parallel or []
     if len(parallel) > len(urls):
         raise ValueError("--parallel: given more often than --backend; give one --parallel per --backend.")
-    sign_in = sign_in_from_args(args)
-    backends = []
-    for i, url in enumerate(urls):
-        spec = BackendSpec(url=url, parallel_jobs=parallel[i] if i < len(parallel) else 2)
-        backends.append((spec, BackendLogin(url, sign_in)))
-    tracker = open_tracker(args.jobs)
-    if not tracker.exists():
+    parallel = [parallel[i] if i < len(parallel) else 2 for i in range(len(urls))]
+    if not open_tracker(args.jobs).exists():
         raise ValueError(f"--jobs: {args.jobs} does not exist; make it first with 'plan --out {args.jobs}'.")
+    backends = backend_logins(urls, parallel, sign_in_from_args(args))
 
     last_line = [""]
 
@@ -203,9 +200,9 @@ def command_run(args) -> int:
             print(f"  job {e.index} {e.title}: {e.status}: {e.message}", flush=True)
 
     max_queued = args.max_queued_hours * 3600 if args.max_queued_hours else None
-    runner = ExtractionRunner(tracker, args.output, backends, poll_interval=args.poll, max_queued_seconds=max_queued,
-                              on_progress=progress, on_event=event, max_credits=args.max_credits,
-                              job_budget=args.job_budget)  # fmt: skip
+    options = RunOptions(args.poll, max_queued, args.max_credits, args.job_budget)
+    runner = prepare_run(args.jobs, args.output, backends, options, on_progress=progress, on_event=event)
+    tracker = runner.tracker
     print(f"credits before the run: {runner.credits().text()}", flush=True)
     try:
         summary = runner.run()

@@ -16,7 +16,10 @@ from typing import Callable, List, Optional
 PLUGIN_DIR = Path(__file__).resolve().parent.parent  # the plugin folder (this module is in qgis_glue/)
 # Packages QGIS (or the OS) already provides: pip must keep exactly these versions.
 KEEP_FROM_QGIS = ("numpy", "pandas", "pyproj", "shapely", "GDAL", "requests", "urllib3", "python-dateutil")
-REQUIRED = {"openeo": "0.53.0"}
+# The openeo releases the plugin supports: the oldest and the newest are tested (make test runs the runner and
+# end-to-end tests with both). Kept equal to requirements.txt by a test.
+OPENEO_RANGE = ">=0.48.0,<0.54"
+REQUIRED = {"openeo": OPENEO_RANGE}
 
 
 def requirements_file() -> Path:
@@ -62,40 +65,68 @@ def openeo_in_use() -> Optional[tuple]:
 
 
 def openeo_conflict(target: Optional[Path] = None) -> str:
-    """'' unless QGIS's Python has an openeo of another release than the runner is built for, from
-    outside our own folder: then why WAC Extractor cannot run, and what to do.
+    """'' unless QGIS's Python has an openeo outside the supported releases, from outside our own
+    folder: then why WAC Extractor cannot run, and what to do.
 
     Every plugin shares QGIS's Python, hence one ``openeo``: the official openEO plugin installs the
     newest one through qpip. WAC Extractor uses that one copy (importing a second copy of a package
-    under the same name is not possible) when it is the release its runner was built for.
+    under the same name is not possible) when it is a release it supports.
     """
     in_use = openeo_in_use()
     wanted = REQUIRED["openeo"]
-    if in_use is None or _version_tuple(in_use[0])[:2] == _version_tuple(wanted)[:2]:
+    if in_use is None or in_range(in_use[0], wanted):
         return ""
     version, folder = in_use
     if target is not None and folder == Path(target).resolve():
-        return ""  # our own folder: missing() offers to install the right release there
+        return ""  # our own folder: missing() offers to install a supported release there
     return (
         f"QGIS has openeo {version} (from {folder}, installed by another plugin or by hand), and every plugin "
-        f"shares it; WAC Extractor's runs need openeo {wanted} (its runner uses internals of that release). "
-        f'Install openeo {wanted} there (pip install --target "{folder}" --upgrade openeo=={wanted}; the openEO '
-        "plugin works with it), then restart QGIS. The dock stays closed until then."
+        f"shares it; WAC Extractor's runs need openeo {describe_range(wanted)} (the releases it is tested with). "
+        f'Install one there (pip install --target "{folder}" --upgrade "openeo{wanted}"; the openEO plugin works '
+        "with it), then restart QGIS. The dock stays closed until then."
     )
 
 
 def missing(requirements=REQUIRED) -> List[str]:
-    """Requirements that are absent or older than needed, e.g. ``['openeo==0.53.0 (found 0.40.0)']``."""
+    """Requirements that are absent or outside their range, e.g. ``['openeo>=0.48.0,<0.54 (found 0.40.0)']``.
+
+    A requirement is a range (``">=0.48.0,<0.54"``) or a release (``"0.53.0"``: that minor release, at least).
+    """
     problems = []
-    for name, version in requirements.items():
+    for name, wanted in requirements.items():
+        spec = wanted if wanted[:1] in "<>=" else f"=={wanted}"
         try:
             found = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            problems.append(f"{name}=={version} (not installed)")
+            problems.append(f"{name}{spec} (not installed)")
             continue
-        if _version_tuple(found)[:2] != _version_tuple(version)[:2] or _version_tuple(found) < _version_tuple(version):
-            problems.append(f"{name}=={version} (found {found})")
+        if not in_range(found, wanted):
+            problems.append(f"{name}{spec} (found {found})")
     return problems
+
+
+def in_range(version: str, wanted: str) -> bool:
+    """Whether ``version`` meets ``wanted``: a range of ``>=``/``<`` bounds, or a release (its minor, at least)."""
+    have = _version_tuple(version)
+    if wanted[:1] not in "<>=":
+        return have[:2] == _version_tuple(wanted)[:2] and have >= _version_tuple(wanted)
+    for bound in wanted.split(","):
+        operator, limit = re.match(r"\s*([<>=]=?)\s*(\S+)", bound).groups()
+        limit_tuple = _version_tuple(limit)
+        ok = {">=": have >= limit_tuple, ">": have > limit_tuple, "<": have < limit_tuple,
+              "<=": have <= limit_tuple, "==": have == limit_tuple}[operator]  # fmt: skip
+        if not ok:
+            return False
+    return True
+
+
+def describe_range(wanted: str) -> str:
+    """``">=0.48.0,<0.54"`` as a person reads it: ``0.48.0 to 0.53.x``."""
+    bounds = dict(re.match(r"\s*([<>=]=?)\s*(\S+)", b).groups() for b in wanted.split(","))
+    if ">=" in bounds and "<" in bounds:
+        below = _version_tuple(bounds["<"])
+        return f"{bounds['>=']} to {below[0]}.{below[1] - 1}.x" if len(below) == 2 and below[1] else wanted
+    return wanted
 
 
 def _version_tuple(version: str):

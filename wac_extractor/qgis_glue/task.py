@@ -13,7 +13,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsTask, QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core.jobs.progress import JobEvent, RunProgress, RunSummary
-from ..core.jobs.runner import ExtractionRunner
+from ..core.jobs.run_setup import RunOptions, prepare_run
 from ..core.jobs.tracker import GeoPackageTracker, Tracker
 from ..core.platform.heap import heap_frozen
 from ..core.platform.priority import call_in_background_thread
@@ -48,28 +48,21 @@ class ExtractionTask(QgsTask):
     run_failed = pyqtSignal(str)
 
     def __init__(self, description: str, tracker: Tracker, output_dir: Path, backends: Sequence[tuple],
-                 poll_interval: float = 10.0, cancel_remote: bool = False,
-                 max_queued_seconds: Optional[float] = None, plan: Optional[pd.DataFrame] = None,
-                 max_credits: Optional[float] = None, job_budget: Optional[float] = None):  # fmt: skip
-        """``plan``: the job table of a new tracker, written here rather than on the UI thread."""
+                 options: Optional[RunOptions] = None, *, plan: Optional[pd.DataFrame] = None,
+                 cancel_remote: bool = False, **option_values):  # fmt: skip
+        """``plan``: the job table of a new tracker, written here rather than on the UI thread.
+
+        ``options`` (or its fields as keywords: ``poll_interval=0.3``) as for every run (``prepare_run``).
+        """
         super().__init__(description, QgsTask.Flag.CanCancel)
-        self.plan = plan
         self._table_index: Optional[pd.Index] = None  # the jobs of the last snapshot sent
         self.cancel_remote = cancel_remote
         self.feed: Optional[MosaicFeed] = None
         self.summary: Optional[RunSummary] = None
         self.error: Optional[str] = None
-        self.runner = ExtractionRunner(
-            tracker,
-            output_dir,
-            backends,
-            poll_interval=poll_interval,
-            max_queued_seconds=max_queued_seconds,
-            max_credits=max_credits,
-            job_budget=job_budget,
-            on_progress=self._on_progress,
-            on_event=self._on_event,
-        )
+        options = options or RunOptions(**option_values)
+        self.runner = prepare_run(tracker, output_dir, backends, options, plan=plan,
+                                  on_progress=self._on_progress, on_event=self._on_event)  # fmt: skip
 
     def _tiles_layer(self) -> Optional[QgsVectorLayer]:
         tracker = self.runner.tracker
@@ -118,8 +111,7 @@ class ExtractionTask(QgsTask):
     def _run(self) -> bool:
         try:
             with heap_frozen():
-                if self.plan is not None:
-                    self.runner.tracker.initialize_from_df(self.plan)
+                self.runner.write_plan()
                 self.tracker_ready.emit(self._tiles_layer())
                 self.feed = MosaicFeed(self.runner.output_dir, self.runner.tracker.snapshot())
                 earlier = threading.Thread(target=self._show_earlier_results, name="wac-mosaics", daemon=True)

@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 from ..core.jobs.backend_spec import check_writable
 from ..core.jobs.credits import credit_report
 from ..core.jobs.progress import result_counts
+from ..core.jobs.run_setup import RunOptions
 from ..core.jobs.tracker import TrackerError, open_tracker
 from ..core.planning.job_table import plan_aois, summarize
 from ..core.planning.tiling import area_km2
@@ -201,11 +202,9 @@ class WacDock(QgsDockWidget):
         self.run_map.start(tracker, tracker_path)
         max_queued = self.max_queued.value() * HOUR_SECONDS or None
         self._budget_warned = False
-        self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output),
-                                   backends, poll_interval=5.0,
-                                   max_queued_seconds=max_queued, plan=plan,
-                                   max_credits=self.output_panel.credit_cap(),
-                                   job_budget=self.output_panel.job_budget_credits())  # fmt: skip
+        options = RunOptions(5.0, max_queued, self.output_panel.credit_cap(), self.output_panel.job_budget_credits())
+        self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output), backends,
+                                   options, plan=plan)  # fmt: skip
         self.task.tracker_ready.connect(self.on_tracker_ready)
         self.task.progress_changed.connect(self.on_progress)
         self.task.mosaics_changed.connect(self.on_mosaics_changed)

@@ -76,6 +76,7 @@ class ExtractionRunner:
         max_queued_seconds: Optional[float] = None,
         max_credits: Optional[float] = None,
         job_budget: Optional[float] = None,
+        plan: Optional[pd.DataFrame] = None,
     ):
         """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection.
 
@@ -89,12 +90,14 @@ class ExtractionRunner:
         ``max_credits``: a new job starts only while credits spent + the projected cost of the running
         jobs + its own stay within it (``credits.CreditCap``); running jobs are never cancelled for it.
         ``job_budget``: sent as each job's openEO ``budget``, so a backend stops a runaway job itself.
+        ``plan``: the jobs of a new tracker, written when the run starts (:meth:`write_plan`).
         """
         if job_budget is not None and job_budget <= 0:
             raise ValueError(f"job budget: {job_budget} is not a budget; give a positive number, or none.")
         if not backends:
             raise ValueError("backends: no backend given; add at least one backend URL.")
         self.tracker = tracker
+        self.plan = plan
         self.output_dir = Path(output_dir)
         self.backends = list(backends)
         self.poll_interval = poll_interval
@@ -135,8 +138,15 @@ class ExtractionRunner:
         """Credits spent and projected for this tracker, with the cap and the backends' budget left."""
         return self.credit_gate.report(jobs)
 
+    def write_plan(self) -> None:
+        """A new tracker gets its jobs (once; a resumed tracker is left as it is)."""
+        if self.plan is not None and not self.tracker.exists():
+            self.tracker.initialize_from_df(self.plan)
+        self.plan = None
+
     def run(self) -> RunSummary:
         """Run until every job has ended or cancel(); refuses a tracker another run is using."""
+        self.write_plan()
         lock = TrackerLock(self.tracker.path) if hasattr(self.tracker, "path") else None
         if lock is not None:
             lock.acquire()
