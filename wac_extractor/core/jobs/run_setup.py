@@ -26,11 +26,12 @@ class RunOptions:
     job_budget: Optional[float] = None  # each job's openEO budget
 
 
-def backend_logins(
-    urls: Sequence[str], parallel: Sequence[int], sign_in: SignIn
-) -> List[Tuple[BackendSpec, BackendLogin]]:
+Backends = List[Tuple[BackendSpec, BackendLogin]]
+
+
+def backend_logins(urls: Sequence[str], parallel: Sequence[int], sign_in: SignIn) -> Backends:
     """A run's backends: each URL with its parallel jobs and a login with the run's sign-in."""
-    return [(BackendSpec(url=url, parallel_jobs=jobs), BackendLogin(url, sign_in)) for url, jobs in zip(urls, parallel)]
+    return [(BackendSpec(url, jobs), BackendLogin(url, sign_in)) for url, jobs in zip(urls, parallel)]
 
 
 def prepare_run(
