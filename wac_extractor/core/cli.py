@@ -196,7 +196,9 @@ def command_run(args) -> int:
             last_line[0] = line
 
     def event(e: JobEvent) -> None:
-        if e.status in ("error", "download_failed", "skipped"):
+        if e.status == "notice":  # said once by the run, e.g. a backend's limit of concurrent jobs
+            print(e.message, flush=True)
+        elif e.status in ("error", "download_failed", "skipped"):
             print(f"  job {e.index} {e.title}: {e.status}: {e.message}", flush=True)
 
     max_queued = args.max_queued_hours * 3600 if args.max_queued_hours else None

@@ -250,7 +250,9 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
                 feedback.setProgressText(text)
 
         def event(e):
-            if e.status in ("error", "download_failed", "skipped"):
+            if e.status == "notice":
+                feedback.pushInfo(e.message)
+            elif e.status in ("error", "download_failed", "skipped"):
                 feedback.reportError(f"{e.title}: {e.status}: {e.message}")
 
         reports = queue.SimpleQueue()  # the feedback is this thread's: the run's reports are handed back to it

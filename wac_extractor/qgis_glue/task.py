@@ -92,6 +92,8 @@ class ExtractionTask(QgsTask):
                 return
             if shown:
                 self.mosaics_changed.emit(shown)
+        if event.status == "notice":
+            QgsMessageLog.logMessage(event.message, LOG_TAG, Qgis.MessageLevel.Warning)
         if event.status in ("error", "download_failed", "skipped"):
             QgsMessageLog.logMessage(
                 f"{event.title}: {event.status}: {event.message}", LOG_TAG, Qgis.MessageLevel.Warning

@@ -210,6 +210,7 @@ class WacDock(QgsDockWidget):
         self.task.mosaics_changed.connect(self.on_mosaics_changed)
         self.task.run_finished.connect(self.on_finished)
         self.task.run_failed.connect(self.on_failed)
+        self.task.job_event.connect(self.on_job_event)
         self.run_panel.set_running(True)
         self.update_preview()
         QgsApplication.taskManager().addTask(self.task)
@@ -234,6 +235,12 @@ class WacDock(QgsDockWidget):
             self.run_map.repaint_jobs()
 
     @pyqtSlot(object)
+    @pyqtSlot(object)
+    def on_job_event(self, event) -> None:
+        """What the run says once (e.g. a backend's limit of concurrent jobs) goes to the message bar."""
+        if event.status == "notice":
+            self.iface.messageBar().pushMessage(LOG_TAG, event.message, Qgis.MessageLevel.Info, 0)
+
     def on_mosaics_changed(self, shown) -> None:
         self.run_map.show_mosaics(shown)
 

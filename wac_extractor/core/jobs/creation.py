@@ -23,6 +23,7 @@ from openeo.rest import OpenEoApiPlainError
 
 from ..backends.signin import is_auth_error
 from ..recipes.process_graphs import BackendCapabilities, backend_capabilities, job_cube
+from .concurrency import BackendSlots, JobHeldError, is_limit_refusal
 from .retry import CALLS, CREATES, describe, is_transient, retry_call
 from .tracker import Tracker
 
@@ -35,12 +36,15 @@ MAX_LISTING_PAGES = 1000
 class JobCreator:
     """openeo's ``start_job`` callable for a run: build the row's graph, create its job once, start it."""
 
-    def __init__(self, tracker: Tracker, stop: threading.Event, job_budget: Optional[float] = None,
-                 on_created: Optional[Callable[[Connection, BatchJob, pd.Series, str], None]] = None):  # fmt: skip
+    def __init__(self, tracker: Tracker, stop: threading.Event, slots: BackendSlots, job_budget: Optional[float] = None,
+                 on_created: Optional[Callable[[Connection, BatchJob, pd.Series, str], None]] = None,
+                 on_held: Optional[Callable[[int, str, str], None]] = None):  # fmt: skip
         self.tracker = tracker
         self.stop = stop
+        self.slots = slots
         self.job_budget = job_budget
         self.on_created = on_created  # e.g. ask the backend for an estimate of the first job of a kind
+        self.on_held = on_held  # (row, job id, backend): created, its start refused for concurrency
         self._capabilities: Dict[str, BackendCapabilities] = {}
         # Rows whose create got no answer and whose job was not found: (attempts, monotonic time to retry).
         self.deferred: Dict[int, Tuple[int, float]] = {}
@@ -56,6 +60,8 @@ class JobCreator:
         the runner creates it again): a lost answer, a lost sign-in.
         """
         index = row.name
+        if self.slots.full(provider):  # known limit reached: no job created to wait (started rows free slots)
+            raise JobHeldError(f"{provider}: every slot the backend allows is in use")
         try:
             cube = job_cube(row, self._backend_capabilities(connection, provider))
             key = row.get("job_key") if isinstance(row.get("job_key"), str) else uuid.uuid4().hex[:12]
@@ -65,7 +71,7 @@ class JobCreator:
                 if existing is not None:
                     _log.info("job for row %s already exists on %s: %s (not created again)", index, provider, existing)
                     self.deferred.pop(index, None)
-                    return self.start(connection.job(existing), title, adopted=True)
+                    return self.start(connection.job(existing), title, adopted=True, index=index, provider=provider)
             self.tracker.update_row(index, job_key=key, create_requested_at=_now())
             job, adopted = self._create(connection, cube, title, key, index)
             self.deferred.pop(index, None)  # the row has its job: no retry pending
@@ -73,7 +79,7 @@ class JobCreator:
                 self.on_created(connection, job, row, provider)
             # Started here, on this connection: openeo's start task would first open a new connection
             # (two more requests and a thread hop per job). A failed start is retried as "start_failed".
-            return self.start(job, title, adopted=adopted)
+            return self.start(job, title, adopted=adopted, index=index, provider=provider)
         except (ValueError, OpenEoApiPlainError) as exc:
             if is_auth_error(exc):  # not the row's fault: "start_failed", started again once signed in
                 raise requests.exceptions.ConnectionError(f"create job: {exc}") from exc
@@ -116,8 +122,22 @@ class JobCreator:
         _log.warning("create %r: %s; not on the backend, created again in %.0f s", title, describe(error), delay)
         raise requests.exceptions.ConnectionError(f"create job {title!r}: {error}") from error
 
-    def start(self, job: BatchJob, title: str, adopted: bool = False) -> BatchJob:
-        """Start a created job; an adopted job, or one whose start got no answer, only if still "created"."""
+    def start(self, job: BatchJob, title: str, adopted: bool = False, index=None, provider: str = "") -> BatchJob:
+        """Start a created job; an adopted job, or one whose start got no answer, only if still "created".
+
+        Refused for concurrency: the job stays created (``on_held``) and is started when a slot frees.
+        """
+        try:
+            return self._start(job, title, adopted)
+        except OpenEoApiPlainError as exc:
+            if not is_limit_refusal(exc):
+                raise
+            self.slots.learn(provider, exc)
+            if self.on_held is not None:
+                self.on_held(index, job.job_id, provider)
+            raise JobHeldError(f"{title}: created, waits for a free slot ({exc.message})") from exc
+
+    def _start(self, job: BatchJob, title: str, adopted: bool) -> BatchJob:
         attempt = [0]
 
         def start_once() -> BatchJob:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import pandas as pd
 from openeo.extra.job_management import JobDatabaseInterface
@@ -31,6 +31,7 @@ class RunDatabase(JobDatabaseInterface):
         self.gate: Optional[Callable[[pd.DataFrame], pd.DataFrame]] = None  # which new jobs may start
         self.between_polls: Optional[Callable[[], bool]] = None  # returns False when the run is stopping
         self.stopping: Optional[Callable[[], bool]] = None
+        self._held: Dict[int, Tuple[str, str]] = {}  # row -> (job id, backend): created, its start refused
 
     # --- JobDatabaseInterface ------------------------------------------------------------------
     def exists(self) -> bool:
@@ -55,6 +56,7 @@ class RunDatabase(JobDatabaseInterface):
         return self._tracker.get_by_indices(indices)
 
     def persist(self, df: pd.DataFrame) -> None:
+        df = self._with_held_jobs(df)
         self._tracker.persist(df.drop(columns=[c for c in RUNNER_COLUMNS if c in df.columns]))
         for index, row in df.iterrows():
             previous = self._statuses.get(index)
@@ -63,6 +65,24 @@ class RunDatabase(JobDatabaseInterface):
                 self._on_change(index, row, previous)
 
     # --- ours ----------------------------------------------------------------------------------
+    def hold(self, index: int, job_id: str, backend: str) -> None:
+        """A job created for the row whose start the backend refused for concurrency: the manager will mark
+        the row ``start_failed`` (no job); it is recorded ``created`` with its job, and started later."""
+        self._held[index] = (job_id, backend)
+
+    def _with_held_jobs(self, df: pd.DataFrame) -> pd.DataFrame:
+        held = [i for i in df.index if i in self._held and df.at[i, "status"] == "start_failed"]
+        if not held:
+            return df
+        df = df.copy()
+        for index in held:
+            job_id, backend = self._held.pop(index)
+            for column, value in (("status", "created"), ("id", job_id), ("backend_name", backend)):
+                if column in df.columns and df[column].dtype != object:
+                    df[column] = df[column].astype(object)
+                df.loc[index, column] = value
+        return df
+
     def remember(self, statuses: Dict[int, str]) -> None:
         """Statuses already known (read at the start, or reported by the runner itself): no event for them."""
         self._statuses.update(statuses)

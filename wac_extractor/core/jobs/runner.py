@@ -33,6 +33,7 @@ from openeo.rest import OpenEoApiPlainError
 from ..backends.signin import close_connection
 from ..results.download import safe_asset_name
 from .backend_spec import BackendSpec, check_writable
+from .concurrency import BackendSlots
 from .creation import JobCreator
 from .credit_gate import CreditGate
 from .credits import CreditReport
@@ -41,6 +42,7 @@ from .job_database import RunDatabase
 from .manager import WacJobManager
 from .openeo_private import NOISE_FILTER
 from .progress import JobEvent, RunProgress, RunSummary, progress_of
+from .restarts import Restarts
 from .retry import RunStoppedError, describe, mount_resilient, retry_call
 from .signin_recovery import SignInLostError, SignInWatch
 from .stuck_jobs import StuckJobs
@@ -114,14 +116,19 @@ class ExtractionRunner:
         self.stats: Dict[str, int] = collections.Counter()
         self.credit_gate = CreditGate(tracker, max_credits)
         self.cap = self.credit_gate.cap
-        self.creator = JobCreator(tracker, self._stop, job_budget, on_created=self.credit_gate.estimate)
+        self.db = RunDatabase(tracker, self._status_changed)
+        self.slots = BackendSlots(tracker, {spec.name: spec.parallel_jobs for spec, _ in self.backends})
+        self.slots.on_notice = self._notice
+        self.creator = JobCreator(tracker, self._stop, self.slots, job_budget, on_created=self.credit_gate.estimate,
+                                  on_held=self.db.hold)  # fmt: skip
         self.fetcher = ResultFetcher(tracker, self.output_dir, self._stop, self.emit, download_retries,
                                      download_workers)  # fmt: skip
         self.signins = SignInWatch(self._connects)
-        self.db = RunDatabase(tracker, self._status_changed)
         self.db.gate = self.credit_gate.admit
         self.db.between_polls = self._between_polls
         self.db.stopping = self._stop.is_set
+        self.restarts = Restarts(tracker, self.db, self.connection, self.fetcher, self.creator, self.slots,
+                                 self.store_error_log)  # fmt: skip
         self.stuck = StuckJobs(self.tracker, self.db, self.connection, self.emit, max_queued_seconds)
 
     # --- public API ----------------------------------------------------------------------------
@@ -170,9 +177,13 @@ class ExtractionRunner:
         for spec, _ in self.backends:
             manager.add_backend(spec.name, connection=lambda n=spec.name: self.connection(n),
                                 parallel_jobs=spec.parallel_jobs)  # fmt: skip
+        # A backend that allows fewer jobs at once than asked gets that many slots (add_backend replaces it).
+        self.slots.on_lowered = lambda name, slots: manager.add_backend(
+            name, connection=lambda: self.connection(name), parallel_jobs=slots
+        )
         try:
             self.db.remember(self.tracker.statuses())
-            self._resume()
+            self.restarts.resume()
             self.credit_gate.read_budgets(self._connects, self.connection)
             self._report_progress()  # the jobs, before the first poll (which may wait on a slow backend)
             while not self._stop.is_set() and self._work_left():
@@ -207,8 +218,9 @@ class ExtractionRunner:
             return False
         self._next_poll = time.monotonic() + self.poll_interval  # a poll every interval, round trips included
         if self.signins.check(self._connections):
-            self._resume()  # downloads that failed on the lost sign-in
-        self._restart_jobs(["start_failed"])
+            self.restarts.resume()  # downloads that failed on the lost sign-in
+        self.restarts.restart_jobs(["start_failed"])
+        self.restarts.start_created_jobs()
         self.stuck.cancel_stuck_jobs()
         self._report_progress()
         return self._work_left()
@@ -248,45 +260,6 @@ class ExtractionRunner:
             self._connections[name] = connection
         return self._connections[name]
 
-    # --- picking up what an earlier run (or a lost answer) left -----------------------------------
-    def _resume(self) -> None:
-        """Undownloaded results of finished jobs; jobs whose start was lost (``queued_for_start``) or failed."""
-        for _, row in self.tracker.get_by_status(["finished"]).iterrows():
-            if row.get("result_status") != "ok" and isinstance(row.get("id"), str):
-                connection = self.connection(row.get("backend_name"))
-                if connection is not None:
-                    self.fetcher.submit(connection.job(row["id"]), row)
-        self._restart_jobs(["queued_for_start", "start_failed"])
-
-    def _restart_jobs(self, statuses) -> None:
-        for index, row in self.tracker.get_by_status(statuses).iterrows():
-            self._restart(index, row)
-
-    def _restart(self, index: int, row: pd.Series) -> None:
-        job_id = row.get("id")
-        if not isinstance(job_id, str) or not job_id:
-            if self.creator.may_retry(index):
-                self.db.set_status(index, "not_started")  # created (again) by the manager
-            return
-        connection = self.connection(row.get("backend_name"))
-        if connection is None:
-            return
-        try:
-            job = connection.job(job_id)
-            remote_status = job.status()
-            if remote_status == "created":
-                job.start()
-                remote_status = "queued"
-            if remote_status != row.get("status"):
-                self.db.set_status(index, remote_status)
-            # A job that ended while we were not looking gets what the manager's hooks would have given it.
-            if remote_status == "finished":
-                self.fetcher.submit(job, row)
-            elif remote_status == "error":
-                self.store_error_log(job, row)
-        except (OpenEoApiPlainError, requests.RequestException) as exc:
-            _log.warning("could not restart job %s: %s", job_id, exc)
-
     # --- reporting -----------------------------------------------------------------------------
     def store_error_log(self, job: BatchJob, row: pd.Series) -> None:
         index = row.name
@@ -316,6 +289,12 @@ class ExtractionRunner:
         if status == "error" and isinstance(row.get("id"), str):
             return  # store_error_log reports it once, with the backend's message
         self.emit(index, row, str(status), previous=previous)
+
+    def _notice(self, backend: str, message: str) -> None:
+        """Said once (the dock's message bar, the CLI, the Processing log): a JobEvent with status "notice"."""
+        _log.warning(message)
+        if self.on_event:
+            self.on_event(JobEvent(-1, backend, "notice", None, message))
 
     def _canceled(self, job: BatchJob, row: pd.Series) -> None:
         self.emit(row.name, row, "canceled", message="canceled on the backend")
