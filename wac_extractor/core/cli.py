@@ -26,7 +26,10 @@ from .backends.signin import (
     signed_in_as,
 )
 from .jobs.credits import credit_report
+from .jobs.failures import CAUSE_COLUMN, LABELS, failure_summary
+from .jobs.job_options import DEFAULT_MAX_MEMORY_MB, memory_mb, parse_options
 from .jobs.progress import JobEvent, RunProgress, iter_failed, result_counts
+from .jobs.reruns import DEFAULT_RERUNS, earlier_attempts
 from .jobs.run_setup import RunOptions, backend_logins, prepare_run
 from .jobs.signin_recovery import SignInLostError
 from .jobs.tracker import TrackerError, create_tracker, open_tracker
@@ -121,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="start new jobs only while spent + projected running + the new job stay within this",
     )
     run.add_argument("--job-budget", type=float, help="each job's openEO budget: the backend stops a job above it")
+    run.add_argument("--job-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="an openEO job option sent with every job, e.g. executor-memory=4G (repeatable); "
+                          "a tracker row's job_options column wins")  # fmt: skip
+    run.add_argument("--reruns", type=int, default=DEFAULT_RERUNS,
+                     help="run a job the backend lost (error, no assets, bad result) again up to N more times "
+                          f"(default {DEFAULT_RERUNS}); out of memory: with 1.5x the memory")  # fmt: skip
+    run.add_argument(
+        "--max-memory",
+        default=f"{DEFAULT_MAX_MEMORY_MB // 1024}G",
+        help="the most memory an out-of-memory re-run asks per memory option (default %(default)s)",
+    )
 
     login = sub.add_parser("login", help="sign in (device code for OIDC), then test what the backend offers")
     login.add_argument("--backend", default=CDSE_URL, help=f"backend URL (default {CDSE_URL})")
@@ -198,11 +212,14 @@ def command_run(args) -> int:
     def event(e: JobEvent) -> None:
         if e.status == "notice":  # said once by the run, e.g. a backend's limit of concurrent jobs
             print(e.message, flush=True)
+        elif e.status == "rerun":
+            print(f"  job {e.index} {e.title}: {e.message}"[:300], flush=True)
         elif e.status in ("error", "download_failed", "skipped"):
-            print(f"  job {e.index} {e.title}: {e.status}: {e.message}", flush=True)
+            print(f"  job {e.index} {e.title}: {e.status}: {e.message}"[:300], flush=True)
 
     max_queued = args.max_queued_hours * 3600 if args.max_queued_hours else None
-    options = RunOptions(args.poll, max_queued, args.max_credits, args.job_budget)
+    options = RunOptions(args.poll, max_queued, args.max_credits, args.job_budget, parse_options(args.job_option),
+                         args.reruns, memory_mb(args.max_memory))  # fmt: skip
     runner = prepare_run(args.jobs, args.output, backends, options, on_progress=progress, on_event=event)
     tracker = runner.tracker
     print(f"credits before the run: {runner.credits().text()}", flush=True)
@@ -245,11 +262,18 @@ def command_status(args) -> int:
     )
     if counts.get("finished"):
         print(result_counts(tracker))  # "finished" on the backend is not a result here
-    print(f"credits: {credit_report(tracker.read()).text()}")
+    jobs = tracker.read()
+    print(f"credits: {credit_report(jobs).text()}")
+    if failure_summary(jobs):
+        print(failure_summary(jobs))  # by cause: "3 failed: 2 out of memory, re-run with more memory; 1 no assets"
     for row in iter_failed(tracker):
         message = row.get("error_message") if isinstance(row.get("error_message"), str) else ""
         status = "download failed" if row.get("status") == "finished" else row.get("status")
-        print(f"  {row.name}\t{status}\t{row.get('id') or '-'}\t{row.get('title')}\t{message}")
+        cause = LABELS.get(str(row.get(CAUSE_COLUMN)), "")
+        tried = len(earlier_attempts(row))
+        attempts = f" after {tried + 1} attempts" if tried else ""
+        line = f"  {row.name}\t{status}\t{cause}{attempts}\t{row.get('id') or '-'}\t{row.get('title')}\t{message}"
+        print(line[:300])
     return 0
 
 

@@ -30,7 +30,10 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.backends.connect import CDSE_URL
 from ..core.backends.signin import SECRET_METHODS, SignIn, SignInRequiredError
+from ..core.jobs.failures import failure_summary
+from ..core.jobs.job_options import parse_options
 from ..core.jobs.progress import RunSummary
+from ..core.jobs.reruns import DEFAULT_RERUNS
 from ..core.jobs.run_setup import Backends, RunOptions, backend_logins, prepare_run
 from ..core.jobs.signin_recovery import SignInLostError
 from ..core.jobs.tracker import GeoPackageTracker, Tracker, TrackerError, create_tracker, open_tracker
@@ -59,6 +62,7 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
     MAX_QUEUED = "MAX_QUEUED_HOURS"
     MAX_CREDITS = "MAX_CREDITS"
     JOB_BUDGET = "JOB_BUDGET"
+    JOB_OPTIONS, RERUNS = "JOB_OPTIONS", "RERUNS"
     OUTPUT_FOLDER, TRACKER = "OUTPUT_FOLDER", "TRACKER"
 
     def name(self):
@@ -137,7 +141,15 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         job_budget = QgsProcessingParameterNumber(
             self.JOB_BUDGET, "Per-job budget in credits, sent to the backend (0 = none)", double, 0, False, 0
         )
-        for advanced in (poll, max_queued, job_budget):
+        job_options = QgsProcessingParameterString(
+            self.JOB_OPTIONS,
+            "Job options sent with every job (KEY=VALUE; KEY=VALUE, e.g. executor-memory=4G)",
+            optional=True,
+        )
+        reruns = QgsProcessingParameterNumber(
+            self.RERUNS, "Run a job the backend lost again up to (times)", integer, DEFAULT_RERUNS, False, 0, 10
+        )
+        for advanced in (poll, max_queued, job_budget, job_options, reruns):
             advanced.setFlags(advanced.flags() | Qgis.ProcessingParameterFlag.Advanced)
             self.addParameter(advanced)
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
@@ -180,16 +192,20 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         auth = AUTH_OPTIONS[self.parameterAsEnum(parameters, self.AUTH, context)]
         try:
             tracker = self._plan_or_resume(parameters, context, feedback, tracker_path)
+            options = self._options(parameters, context)
             backends = self._backends(parameters, context, self._sign_in(parameters, context, auth))
         except (ValueError, TrackerError, FileExistsError, CredentialsError) as exc:
             raise QgsProcessingException(str(exc)) from None
-        summary = self._run(parameters, context, feedback, tracker, output, backends)
+        summary = self._run(feedback, tracker, output, backends, options)
         feedback.pushInfo(
             f"{'Cancelled' if summary.cancelled else 'Done'} in {summary.seconds:.0f} s: {summary.counts}; "
             f"{summary.downloaded} results downloaded and checked"
         )
         if summary.credits is not None:
             feedback.pushInfo(f"Credits: {summary.credits.text()}")
+        failed = failure_summary(tracker.snapshot())
+        if failed:
+            feedback.reportError(failed, fatalError=False)
         if summary.cap_reached:
             feedback.reportError(summary.cap_message(), fatalError=False)
         if isinstance(tracker, GeoPackageTracker):  # shown when the algorithm ends, coloured as in the dock
@@ -236,9 +252,11 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
             max_queued_seconds=self.parameterAsDouble(parameters, self.MAX_QUEUED, context) * 3600 or None,
             max_credits=self.parameterAsDouble(parameters, self.MAX_CREDITS, context) or None,
             job_budget=self.parameterAsDouble(parameters, self.JOB_BUDGET, context) or None,
+            job_options=parse_options(self.parameterAsString(parameters, self.JOB_OPTIONS, context).split(";")),
+            reruns=self.parameterAsInt(parameters, self.RERUNS, context),
         )
 
-    def _run(self, parameters, context, feedback, tracker: Tracker, output: Path, backends: Backends) -> RunSummary:
+    def _run(self, feedback, tracker: Tracker, output: Path, backends: Backends, options: RunOptions) -> RunSummary:
         said = [""]
 
         def progress(p):
@@ -252,15 +270,17 @@ class ExtractAlgorithm(QgsProcessingAlgorithm):
         def event(e):
             if e.status == "notice":
                 feedback.pushInfo(e.message)
+            elif e.status == "rerun":
+                feedback.pushInfo(f"{e.title}: {e.message}"[:300])
             elif e.status in ("error", "download_failed", "skipped"):
-                feedback.reportError(f"{e.title}: {e.status}: {e.message}")
+                feedback.reportError(f"{e.title}: {e.status}: {e.message}"[:300])
 
         reports = queue.SimpleQueue()  # the feedback is this thread's: the run's reports are handed back to it
         runner = prepare_run(
             tracker,
             output,
             backends,
-            self._options(parameters, context),
+            options,
             on_progress=lambda p: reports.put(lambda: progress(p)),
             on_event=lambda e: reports.put(lambda: event(e)),
             cancel_check=feedback.isCanceled,

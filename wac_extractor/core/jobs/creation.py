@@ -10,6 +10,7 @@ backend may run a finished job again when asked to start it).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -24,6 +25,8 @@ from openeo.rest import OpenEoApiPlainError
 from ..backends.signin import is_auth_error
 from ..recipes.process_graphs import BackendCapabilities, backend_capabilities, job_cube
 from .concurrency import BackendSlots, JobHeldError, is_limit_refusal
+from .failures import CAUSE_COLUMN, REFUSED
+from .job_options import DEFAULT_MAX_MEMORY_MB, USED_COLUMN, options_for
 from .retry import CALLS, CREATES, describe, is_transient, retry_call
 from .tracker import Tracker
 
@@ -37,12 +40,15 @@ class JobCreator:
     """openeo's ``start_job`` callable for a run: build the row's graph, create its job once, start it."""
 
     def __init__(self, tracker: Tracker, stop: threading.Event, slots: BackendSlots, job_budget: Optional[float] = None,
+                 job_options: Optional[Dict[str, object]] = None, max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
                  on_created: Optional[Callable[[Connection, BatchJob, pd.Series, str], None]] = None,
                  on_held: Optional[Callable[[int, str, str], None]] = None):  # fmt: skip
         self.tracker = tracker
         self.stop = stop
         self.slots = slots
         self.job_budget = job_budget
+        self.job_options = dict(job_options or {})  # the run's; a row's own win (job_options.options_for)
+        self.max_memory_mb = max_memory_mb
         self.on_created = on_created  # e.g. ask the backend for an estimate of the first job of a kind
         self.on_held = on_held  # (row, job id, backend): created, its start refused for concurrency
         self._capabilities: Dict[str, BackendCapabilities] = {}
@@ -72,8 +78,10 @@ class JobCreator:
                     _log.info("job for row %s already exists on %s: %s (not created again)", index, provider, existing)
                     self.deferred.pop(index, None)
                     return self.start(connection.job(existing), title, adopted=True, index=index, provider=provider)
-            self.tracker.update_row(index, job_key=key, create_requested_at=_now())
-            job, adopted = self._create(connection, cube, title, key, index)
+            options = options_for(row, self.job_options, self.max_memory_mb)
+            self.tracker.update_row(index, job_key=key, create_requested_at=_now(),
+                                    **{USED_COLUMN: json.dumps(options) if options else None})  # fmt: skip
+            job, adopted = self._create(connection, cube, title, key, index, options)
             self.deferred.pop(index, None)  # the row has its job: no retry pending
             if self.on_created is not None:
                 self.on_created(connection, job, row, provider)
@@ -85,7 +93,7 @@ class JobCreator:
                 raise requests.exceptions.ConnectionError(f"create job: {exc}") from exc
             # A refused row (bad dates, a graph the backend rejects): openeo marks it "skipped"; say why.
             self.deferred.pop(index, None)
-            self.tracker.update_row(index, error_message=str(exc)[:1000])
+            self.tracker.update_row(index, error_message=str(exc)[:1000], **{CAUSE_COLUMN: REFUSED})
             return None
 
     def _backend_capabilities(self, connection: Connection, provider: str) -> BackendCapabilities:
@@ -95,7 +103,8 @@ class JobCreator:
             )
         return self._capabilities[provider]
 
-    def _create(self, connection: Connection, cube, title: str, key: str, index: int) -> Tuple[BatchJob, bool]:
+    def _create(self, connection: Connection, cube, title: str, key: str, index: int,
+                options: Dict[str, object]) -> Tuple[BatchJob, bool]:  # fmt: skip
         """One ``POST /jobs``, never repeated blindly: a 5xx or a timeout may come after the backend
         created the job, so the job is looked up by its key first. Returns the job and whether it was
         adopted (found on the backend rather than created now).
@@ -104,7 +113,7 @@ class JobCreator:
         60 s), each time after another look-up; the other rows run meanwhile.
         """
         try:
-            return connection.create_job(cube, title=title, budget=self.job_budget), False
+            return connection.create_job(cube, title=title, budget=self.job_budget, job_options=options or None), False
         except (OpenEoApiPlainError, requests.RequestException) as exc:
             if not is_transient(exc):
                 raise

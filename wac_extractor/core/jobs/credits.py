@@ -77,6 +77,18 @@ def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame[column], errors="coerce")
 
 
+def earlier_attempts_costs(frame: pd.DataFrame) -> float:
+    """Credits of the jobs that were run again (kept in each row's ``attempts``): every attempt is paid."""
+    if "attempts" not in frame.columns:
+        return 0.0
+    total = 0.0
+    for cell in frame["attempts"].dropna():
+        for attempt in _cell(cell) if isinstance(_cell(cell), list) else []:
+            costs = attempt.get("costs") if isinstance(attempt, dict) else None
+            total += float(costs) if isinstance(costs, (int, float)) else 0.0
+    return total
+
+
 def cost_rates(frame: pd.DataFrame, measures: Optional[JobMeasures] = None) -> Dict[str, float]:
     """Credits per km2·month for each recipe and sensor: from reported costs, else from estimates."""
     rates: Dict[str, float] = {}
@@ -148,7 +160,7 @@ def credit_report(
     todo = frame[costs.isna() & ~frame["status"].isin(NOT_RUN)] if not frame.empty else frame
     projections = projected_costs(todo, rates, measures)
     missing = int(projections.isna().sum())
-    spent = float(costs.sum()) if costs.notna().any() else 0.0
+    spent = (float(costs.sum()) if costs.notna().any() else 0.0) + earlier_attempts_costs(frame)
     total = None if missing else spent + float(projections.sum())
     return CreditReport(spent, int(costs.notna().sum()), total, missing, budget_left, cap, held_by_cap, rates)
 
@@ -171,7 +183,7 @@ class CreditCap:
             return candidates, 0
         rates = cost_rates(frame, self.measures)
         costs = _numeric(frame, "costs")
-        spent = float(costs.sum()) if costs.notna().any() else 0.0
+        spent = (float(costs.sum()) if costs.notna().any() else 0.0) + earlier_attempts_costs(frame)
         running = projected_costs(frame[frame["status"].isin(ACTIVE) & costs.isna()], rates, self.measures)
         left = self.max_credits - spent - float(running.sum())
         unknown_running = bool(running.isna().any())

@@ -12,7 +12,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pandas as pd
 import requests
@@ -29,6 +29,7 @@ from ..results.download import (
     same_origin,
     stream_to_file,
 )
+from .failures import BAD_RESULT, CAUSE_COLUMN, DOWNLOAD, NO_ASSETS
 from .retry import DOWNLOADS
 from .tracker import Tracker
 
@@ -39,12 +40,14 @@ class ResultFetcher:
     """Downloads and checks finished jobs' results in a small thread pool; one download per row at a time."""
 
     def __init__(self, tracker: Tracker, output_dir: Path, stop: threading.Event,
-                 emit: Callable[..., None], retries: int = 3, workers: int = 2):  # fmt: skip
+                 emit: Callable[..., None], retries: int = 3, workers: int = 2,
+                 on_bad_result: Optional[Callable[[int, pd.Series, str, str], bool]] = None):  # fmt: skip
         self.tracker = tracker
         self.output_dir = output_dir
         self.stop = stop
         self.emit = emit  # (index, row, status, message=...)
         self.retries = retries
+        self.on_bad_result = on_bad_result  # (row, cause, reason) -> whether the job is run again
         self._lock = threading.Lock()
         self._downloads: Dict[int, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wac-download")
@@ -72,15 +75,20 @@ class ResultFetcher:
         job_dir.mkdir(parents=True, exist_ok=True)
         self.tracker.update_row(index, result_status="downloading")
         problems: List[str] = []
+        cause = DOWNLOAD
         for attempt in range(1, self.retries + 1):
             try:
                 files = self._fetch_assets(job, job_dir)
+                if not files:  # the backend lost the result: nothing to download again
+                    problems, cause = ["the job finished without result assets"], NO_ASSETS
+                    break
                 problems = self._check(files, row)
                 if not problems:
                     relative = [str(f.relative_to(self.output_dir)) for f in files]
                     self.tracker.update_row(index, result_status="ok", result_files=json.dumps(relative))
                     self.emit(index, row, "downloaded", message=", ".join(relative))
                     return
+                cause = BAD_RESULT
                 for f in files:
                     if f.suffix.lower() in (".nc", ".nc4"):
                         f.unlink(missing_ok=True)  # never leave a bad file where the loader could pick it up
@@ -91,17 +99,22 @@ class ResultFetcher:
                 if is_auth_error(exc):  # downloaded again after the new sign-in
                     self.tracker.update_row(index, result_status=None)
                     return
-                problems = [str(exc)]
+                problems, cause = [str(exc)], DOWNLOAD
             except (DownloadError, requests.RequestException) as exc:
-                problems = [str(exc)]
+                problems, cause = [str(exc)], DOWNLOAD
             except OSError as exc:  # read-only or full disk: say so, keep the job for a later retry
-                problems = [f"cannot write into {job_dir}: {exc.strerror or exc}"]
-            _log.warning("download of job %s, attempt %d: %s", job.job_id, attempt, "; ".join(problems))
+                problems, cause = [f"cannot write into {job_dir}: {exc.strerror or exc}"], DOWNLOAD
+            if attempt == 1 or cause == DOWNLOAD:  # a bad result is said once per job, not per attempt
+                _log.warning("download of job %s, attempt %d: %s", job.job_id, attempt, "; ".join(problems)[:300])
             if self.stop.wait(DOWNLOADS.delay(attempt)):
                 self.tracker.update_row(index, result_status=None)
                 return
-        message = "download failed: " + "; ".join(problems)
-        self.tracker.update_row(index, result_status="failed", error_message=message[:1000])
+        reason = "; ".join(problems)
+        if self.on_bad_result is not None and self.on_bad_result(index, row, cause, reason):
+            self.tracker.update_row(index, result_status=None)
+            return
+        message = "download failed: " + reason
+        self.tracker.update_row(index, result_status="failed", error_message=message[:1000], **{CAUSE_COLUMN: cause})
         self.emit(index, row, "download_failed", message=message)
 
     @staticmethod

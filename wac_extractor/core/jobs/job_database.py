@@ -20,7 +20,8 @@ from .credits import ESTIMATE_COLUMN
 from .tracker import Tracker
 
 # Columns only the runner writes; the manager's own persist() calls never touch them.
-RUNNER_COLUMNS = ("job_key", "create_requested_at", "result_status", "result_files", "error_message", ESTIMATE_COLUMN)
+RUNNER_COLUMNS = ("job_key", "create_requested_at", "result_status", "result_files", "error_message", ESTIMATE_COLUMN,
+                  "attempts", "failure_cause", "job_options_used", "memory_steps")  # fmt: skip
 
 
 class RunDatabase(JobDatabaseInterface):

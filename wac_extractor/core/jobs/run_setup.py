@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 
 from ..backends.signin import BackendLogin, SignIn
 from .backend_spec import BackendSpec
+from .job_options import DEFAULT_MAX_MEMORY_MB
 from .progress import JobEvent, RunProgress
+from .reruns import DEFAULT_RERUNS
 from .runner import ExtractionRunner
 from .tracker import Tracker, open_tracker
 
@@ -24,6 +26,9 @@ class RunOptions:
     max_queued_seconds: Optional[float] = None  # a job queued longer is cancelled and ends as an error
     max_credits: Optional[float] = None  # the credit cap
     job_budget: Optional[float] = None  # each job's openEO budget
+    job_options: Dict[str, object] = field(default_factory=dict)  # sent with every job; a row's own win
+    reruns: int = DEFAULT_RERUNS  # more attempts for a job the backend lost
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB  # the ceiling of out-of-memory re-runs' memory options
 
 
 Backends = List[Tuple[BackendSpec, BackendLogin]]
@@ -64,6 +69,9 @@ def prepare_run(
         max_queued_seconds=options.max_queued_seconds,
         max_credits=options.max_credits,
         job_budget=options.job_budget,
+        job_options=options.job_options,
+        reruns=options.reruns,
+        max_memory_mb=options.max_memory_mb,
         on_progress=on_progress,
         on_event=on_event,
         cancel_check=cancel_check,

@@ -38,10 +38,13 @@ from .creation import JobCreator
 from .credit_gate import CreditGate
 from .credits import CreditReport
 from .downloads import ResultFetcher
+from .failures import CAUSE_COLUMN, cause_of_error
 from .job_database import RunDatabase
+from .job_options import DEFAULT_MAX_MEMORY_MB
 from .manager import WacJobManager
 from .openeo_private import NOISE_FILTER
 from .progress import JobEvent, RunProgress, RunSummary, progress_of
+from .reruns import DEFAULT_RERUNS, Reruns
 from .restarts import Restarts
 from .retry import RunStoppedError, describe, mount_resilient, retry_call
 from .signin_recovery import SignInLostError, SignInWatch
@@ -79,6 +82,9 @@ class ExtractionRunner:
         max_credits: Optional[float] = None,
         job_budget: Optional[float] = None,
         plan: Optional[pd.DataFrame] = None,
+        job_options: Optional[Dict[str, object]] = None,
+        reruns: int = DEFAULT_RERUNS,
+        max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
     ):
         """``backends``: ``(BackendSpec, connect)`` pairs; ``connect()`` returns an authenticated Connection.
 
@@ -93,6 +99,9 @@ class ExtractionRunner:
         jobs + its own stay within it (``credits.CreditCap``); running jobs are never cancelled for it.
         ``job_budget``: sent as each job's openEO ``budget``, so a backend stops a runaway job itself.
         ``plan``: the jobs of a new tracker, written when the run starts (:meth:`write_plan`).
+        ``job_options``: sent with every job (a row's ``job_options`` column wins); ``reruns``: how many more
+        times a job the backend lost is run again (``reruns``); ``max_memory_mb``: the ceiling of the memory
+        options an out-of-memory re-run raises.
         """
         if job_budget is not None and job_budget <= 0:
             raise ValueError(f"job budget: {job_budget} is not a budget; give a positive number, or none.")
@@ -119,10 +128,11 @@ class ExtractionRunner:
         self.db = RunDatabase(tracker, self._status_changed)
         self.slots = BackendSlots(tracker, {spec.name: spec.parallel_jobs for spec, _ in self.backends})
         self.slots.on_notice = self._notice
-        self.creator = JobCreator(tracker, self._stop, self.slots, job_budget, on_created=self.credit_gate.estimate,
-                                  on_held=self.db.hold)  # fmt: skip
+        self.creator = JobCreator(tracker, self._stop, self.slots, job_budget, job_options, max_memory_mb,
+                                  on_created=self.credit_gate.estimate, on_held=self.db.hold)  # fmt: skip
+        self.reruns = Reruns(tracker, self.db, reruns, self.emit)
         self.fetcher = ResultFetcher(tracker, self.output_dir, self._stop, self.emit, download_retries,
-                                     download_workers)  # fmt: skip
+                                     download_workers, on_bad_result=self._bad_result)  # fmt: skip
         self.signins = SignInWatch(self._connects)
         self.db.gate = self.credit_gate.admit
         self.db.between_polls = self._between_polls
@@ -217,6 +227,7 @@ class ExtractionRunner:
         if self._stop.is_set():
             return False
         self._next_poll = time.monotonic() + self.poll_interval  # a poll every interval, round trips included
+        self.reruns.apply()
         if self.signins.check(self._connections):
             self.restarts.resume()  # downloads that failed on the lost sign-in
         self.restarts.restart_jobs(["start_failed"])
@@ -243,7 +254,7 @@ class ExtractionRunner:
     def _work_left(self) -> bool:
         counts = self.tracker.count_by_status(PENDING_STATUSES)
         pending = sum(counts.values())
-        busy = self.fetcher.busy() or bool(self.creator.deferred)
+        busy = self.fetcher.busy() or bool(self.creator.deferred) or self.reruns.pending()
         if counts.get("not_started") and pending == counts["not_started"] and not busy:
             if self.credit_gate.ends_run():  # nothing running, and the cap admits none of the jobs left
                 return False
@@ -262,16 +273,24 @@ class ExtractionRunner:
 
     # --- reporting -----------------------------------------------------------------------------
     def store_error_log(self, job: BatchJob, row: pd.Series) -> None:
+        """A job that ended in error: its log next to the tracker, its cause, and a re-run where one may cure it."""
         index = row.name
         try:
-            logs = job.logs(level="error")
+            logs = list(job.logs(level="error"))
         except (OpenEoApiPlainError, requests.RequestException) as exc:
             logs = [{"level": "error", "message": f"could not fetch the job's log: {exc}"}]
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        (self.logs_dir / f"{safe_asset_name(job.job_id)}.json").write_text(json.dumps(list(logs), indent=2))
-        message = next((str(e.get("message")) for e in reversed(list(logs)) if e.get("message")), "job failed")
-        self.tracker.update_row(index, error_message=message[:1000])
+        (self.logs_dir / f"{safe_asset_name(job.job_id)}.json").write_text(json.dumps(logs, indent=2))
+        message = next((str(e.get("message")) for e in reversed(logs) if e.get("message")), "job failed")
+        cause = cause_of_error(e.get("message", "") for e in logs)
+        if self.reruns.request(index, row, cause, message):
+            return  # run again as a new job (the re-run is reported when it is applied)
+        self.tracker.update_row(index, error_message=message[:1000], **{CAUSE_COLUMN: cause})
         self.emit(index, row, "error", message=message)
+
+    def _bad_result(self, index: int, row: pd.Series, cause: str, reason: str) -> bool:
+        """A finished job whose result was lost or fails the check: run again while attempts are left."""
+        return self.reruns.request(index, row, cause, reason)
 
     def _status_changed(self, index: int, row: pd.Series, previous: Optional[str]) -> None:
         status = row.get("status")

@@ -10,6 +10,7 @@ import requests
 from openeo import Connection
 from openeo.rest import OpenEoApiPlainError
 
+from .failures import CAUSE_COLUMN, STUCK
 from .job_database import RunDatabase
 from .tracker import Tracker
 
@@ -44,7 +45,7 @@ class StuckJobs:
             self._stop_remote(row)
             message = (f"still queued on the backend after {self.max_queued_seconds / 60:.1f} min: cancelled there; "
                        "use Retry to queue it again")  # fmt: skip
-            self.tracker.update_row(index, error_message=message)
+            self.tracker.update_row(index, error_message=message, **{CAUSE_COLUMN: STUCK})
             self.db.remember({index: "error"})  # one event, the one with the reason
             self.db.set_status(index, "error")
             self.emit(index, row, "error", previous="queued", message=message)
