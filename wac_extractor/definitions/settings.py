@@ -55,6 +55,9 @@ TRACKER = Setting("tracker", str, "")
 MAX_QUEUED_HOURS = Setting("max_queued_hours", int, 0)
 MAX_CREDITS = Setting("max_credits", float, 0.0)
 JOB_BUDGET = Setting("job_budget", float, 0.0)
+JOB_OPTIONS = Setting("job_options", str, "")  # KEY=VALUE lines, sent with every job
+RERUNS = Setting("reruns", int, 2)  # more attempts for a job the backend lost
+CREDIT_BALANCE = Setting("credit_balance", float, 0.0)  # typed by the user where the backend reports none
 # Run
 CANCEL_REMOTE = Setting("cancel_remote", bool, False)
 # Backends: a JSON list of URLs, methods and auth-configuration ids (never a secret)

@@ -7,6 +7,8 @@ from typing import List
 import pandas as pd
 from qgis.PyQt.QtGui import QBrush, QColor, QStandardItem
 
+from ..core.jobs.failures import CAUSE_COLUMN, LABELS
+
 STATUS_COLOURS = {
     "not_started": QColor("#9e9e9e"),
     "created": QColor("#90caf9"),
@@ -29,7 +31,13 @@ def _text(value) -> str:
 
 
 _ROW_FIELDS = ("status", "sentinel", "temporal_extent", "tile_id", "backend_name", "id", "duration", "costs",
-               "error_message")  # fmt: skip
+               "error_message", CAUSE_COLUMN)  # fmt: skip
+
+
+def _message(message, cause) -> str:
+    """The message cell: the failure's cause first ("out of memory: ..."), so the table reads by cause."""
+    label = LABELS.get(cause) if isinstance(cause, str) else None
+    return f"{label}: {_text(message)}" if label else _text(message)
 
 
 def display_rows(jobs: pd.DataFrame) -> List[tuple]:
@@ -41,8 +49,8 @@ def display_rows(jobs: pd.DataFrame) -> List[tuple]:
     fields = [jobs[name].tolist() if name in jobs.columns else [None] * len(jobs) for name in _ROW_FIELDS]
     return [
         (_text(status), f"S{_text(sentinel)}", " .. ".join(window) if isinstance(window, list) else _text(window),
-         _text(tile), _text(backend), _text(job_id), _text(duration), _text(costs), _text(message))
-        for status, sentinel, window, tile, backend, job_id, duration, costs, message in zip(*fields)
+         _text(tile), _text(backend), _text(job_id), _text(duration), _text(costs), _message(message, cause))
+        for status, sentinel, window, tile, backend, job_id, duration, costs, message, cause in zip(*fields)
     ]  # fmt: skip
 
 

@@ -159,7 +159,15 @@ class WacDock(QgsDockWidget):
         self.show_credits(report)
 
     def show_credits(self, report) -> None:
-        """The run's credits under the progress bar; a projection over the budget is said once, in the bar."""
+        """The run's credits under the progress bar; a projection over the budget is said once, in the bar.
+
+        Where the backend reports no budget (CDSE), the balance the user typed, less what this run spent."""
+        balance = self.output_panel.balance()
+        if report is not None and report.budget_left is None and balance is not None:
+            if self.task is not None and getattr(self, "_spent_at_start", None) is None:
+                self._spent_at_start = report.spent
+            spent_now = report.spent - (self._spent_at_start if self.task is not None else report.spent)
+            report.budget_left = balance - max(0.0, spent_now)
         self.run_panel.show_credits(report)
         if report is not None and report.over_budget and not self._budget_warned:
             self._budget_warned = True
@@ -191,6 +199,7 @@ class WacDock(QgsDockWidget):
                 check_writable(Path(tracker_path).parent, "tracker folder")
                 plan = self.plan
             check_writable(Path(output), "output folder")
+            job_options = self.output_panel.options_text()
             self._run_cancelled = threading.Event()
             backends = self.backends.backends_for_run(cancelled=self._run_cancelled.is_set)
         except (ValueError, OSError, TrackerError) as exc:
@@ -202,7 +211,9 @@ class WacDock(QgsDockWidget):
         self.run_map.start(tracker, tracker_path)
         max_queued = self.max_queued.value() * HOUR_SECONDS or None
         self._budget_warned = False
-        options = RunOptions(5.0, max_queued, self.output_panel.credit_cap(), self.output_panel.job_budget_credits())
+        options = RunOptions(5.0, max_queued, self.output_panel.credit_cap(), self.output_panel.job_budget_credits(),
+                             job_options, self.output_panel.reruns.value())  # fmt: skip
+        self._spent_at_start = None  # the first report of the run gives it (no tracker read on the UI thread)
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output), backends,
                                    options, plan=plan)  # fmt: skip
         self.task.tracker_ready.connect(self.on_tracker_ready)
@@ -235,12 +246,12 @@ class WacDock(QgsDockWidget):
             self.run_map.repaint_jobs()
 
     @pyqtSlot(object)
-    @pyqtSlot(object)
     def on_job_event(self, event) -> None:
         """What the run says once (e.g. a backend's limit of concurrent jobs) goes to the message bar."""
         if event.status == "notice":
             self.iface.messageBar().pushMessage(LOG_TAG, event.message, Qgis.MessageLevel.Info, 0)
 
+    @pyqtSlot(object)
     def on_mosaics_changed(self, shown) -> None:
         self.run_map.show_mosaics(shown)
 

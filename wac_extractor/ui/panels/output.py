@@ -1,4 +1,4 @@
-"""The dock's "Output" section: output folder, job tracker, max. time queued, credit cap, per-job budget."""
+"""The dock's "Output" section: output folder, job tracker, max. time queued, credits, job options, re-runs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from qgis.gui import QgsFileWidget
-from qgis.PyQt.QtWidgets import QDoubleSpinBox, QSpinBox, QWidget
+from qgis.PyQt.QtGui import QFontMetrics
+from qgis.PyQt.QtWidgets import QDoubleSpinBox, QPlainTextEdit, QPushButton, QSpinBox, QWidget
 
+from ...core.jobs.job_options import DEFAULT_MEMORY, parse_options
 from ...definitions import settings
 from ...definitions.settings import Bound
 from .base import SectionPanel, shrinkable
+
+DEFAULTS_TEXT = "\n".join(f"{key}={value}" for key, value in DEFAULT_MEMORY.items())
 
 
 class OutputPanel(SectionPanel):
@@ -38,6 +42,31 @@ class OutputPanel(SectionPanel):
                                          specialValueText="none")  # fmt: skip
         self.job_budget.setToolTip("Sent as each job's openEO budget: a backend that supports it stops a job above it")
         self.form.addRow("Per-job budget", self.job_budget)
+        self.credit_balance = QDoubleSpinBox(minimum=0, maximum=10_000_000, decimals=1, suffix=" credits",
+                                             specialValueText="as the backend says")  # fmt: skip
+        self.credit_balance.setToolTip(
+            "Your credit balance, where the backend does not report one (CDSE shows it only on its billing page):\n"
+            "a run projected to need more is warned about."
+        )
+        self.form.addRow("Credit balance", self.credit_balance)
+        self.reruns = QSpinBox(minimum=0, maximum=10, suffix=" more times")
+        self.reruns.setToolTip(
+            "A job the backend lost (a backend error, a result without assets or failing the check) runs again\n"
+            "as a new job; out of memory, with 1.5x the memory options. Every attempt is kept in the tracker."
+        )
+        self.form.addRow("Re-run lost jobs", self.reruns)
+        self.job_options = QPlainTextEdit(placeholderText=DEFAULTS_TEXT)
+        self.job_options.setMaximumHeight(QFontMetrics(self.job_options.font()).lineSpacing() * 4 + 12)
+        self.job_options.setToolTip(
+            "openEO job options sent with every job, one KEY=VALUE per line (a tracker row's job_options win).\n"
+            "Out-of-memory errors are cured with more memory: executor-memory, executor-memoryOverhead,\n"
+            "python-memory. Empty: the backend's defaults (CDSE: executor-memory 2G, -Overhead 1800m)."
+        )
+        fill = QPushButton("CDSE defaults", toolTip="Write CDSE's default memory options, to edit them")
+        fill.clicked.connect(lambda: self.job_options.setPlainText(DEFAULTS_TEXT))
+        shrinkable(fill)
+        self.form.addRow("Job options", self.job_options)
+        self.form.addRow(fill)
         self.load_settings()
 
     def bound_settings(self) -> List[Bound]:
@@ -45,6 +74,9 @@ class OutputPanel(SectionPanel):
             Bound(settings.MAX_QUEUED_HOURS, self.max_queued.value, self.max_queued.setValue),
             Bound(settings.MAX_CREDITS, self.max_credits.value, self.max_credits.setValue),
             Bound(settings.JOB_BUDGET, self.job_budget.value, self.job_budget.setValue),
+            Bound(settings.CREDIT_BALANCE, self.credit_balance.value, self.credit_balance.setValue),
+            Bound(settings.RERUNS, self.reruns.value, self.reruns.setValue),
+            Bound(settings.JOB_OPTIONS, self.job_options.toPlainText, self.job_options.setPlainText),
             Bound(settings.OUTPUT, self.output.filePath, self.output.setFilePath),
             Bound(settings.TRACKER, self.tracker_file.filePath, self.tracker_file.setFilePath),
         ]
@@ -54,6 +86,8 @@ class OutputPanel(SectionPanel):
             "Choose an output folder": self.output,
             "output folder": self.output,
             "tracker folder": self.tracker_file,
+            "job option": self.job_options,
+            "memory": self.job_options,
         }
 
     def output_folder(self) -> str:
@@ -71,3 +105,10 @@ class OutputPanel(SectionPanel):
 
     def job_budget_credits(self) -> Optional[float]:
         return self.job_budget.value() or None
+
+    def options_text(self) -> Dict[str, object]:
+        """The job options typed; raises ValueError naming the line to fix."""
+        return parse_options(self.job_options.toPlainText().splitlines())
+
+    def balance(self) -> Optional[float]:
+        return self.credit_balance.value() or None

@@ -29,6 +29,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...core.jobs.failures import failure_summary
 from ...definitions import LOG_TAG, settings
 from ...definitions.settings import Bound
 from ..job_model import JobTableModel
@@ -81,6 +82,9 @@ class RunPanel(Panel):
             "each recipe and sensor, from finished jobs (or the backend's estimate) times the jobs left."
         )
         self.column.addWidget(self.credits)
+        self.failures = QLabel(wordWrap=True, visible=False)  # "3 failed: 2 out of memory, ...; 1 no assets"
+        self.failures.setStyleSheet("color: #c62828;")
+        self.column.addWidget(self.failures)
 
     def _build_table(self) -> None:
         self.model = JobTableModel(self)
@@ -134,6 +138,9 @@ class RunPanel(Panel):
         self.progress.setMaximum(max(1, progress.total))
         self.progress.setValue(progress.done)
         self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
+        failed = failure_summary(progress.jobs) if progress.jobs is not None else ""
+        self.failures.setText(failed)
+        self.failures.setVisible(bool(failed))
 
     def show_credits(self, report) -> None:
         if report is None:
