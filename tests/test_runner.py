@@ -430,3 +430,26 @@ def test_a_refused_status_read_right_after_a_start_does_not_end_the_run(backend,
     assert summary.counts == {"finished": 2} and summary.downloaded == 2
     assert backend.requests().get("FAULT /403") == 1
     assert len(backend.jobs()) == 2  # the job whose status read was refused was not created again
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ("drop_variable", "openEO.nc lacks 1 of 15 expected variables (VV_P10); it holds VV_P25, VV_P50, VV_P75 "
+                          "and 11 more"),
+        ("extra_variable", "openEO.nc has 1 variable the job does not make (EXTRA)"),
+        ("add_time", "openEO.nc: 15 variables with a time dimension (VV_P10, VV_P25, VV_P50 and 12 more; 1 step); "
+                     "expected none"),
+    ],
+)  # fmt: skip
+def test_a_result_that_is_not_what_the_recipe_makes_is_refused_with_the_reason(backend, tmp_path, tamper, reason):
+    """The backend serves an LCFM Sentinel-1 result lacking a variable, with one more, or with a time axis."""
+    backend.configure(result_tamper=tamper)
+    jobs = notebook_jobs("lcfm")
+    tracker = create_tracker(tmp_path / "jobs.gpkg", jobs[jobs["sentinel"] == 1].iloc[:1])
+    summary = make_runner(tracker, tmp_path / "out", backend.url, download_retries=1).run()
+    assert summary.downloaded == 0 and summary.downloads_failed == 1
+    row = tracker.read().iloc[0]
+    assert (row["status"], row["result_status"]) == ("finished", "failed")
+    assert row["error_message"] == f"download failed: {reason}"
+    assert not list((tmp_path / "out").glob("*/*.nc"))  # never where the map could load it
