@@ -30,8 +30,8 @@ def tamper(path: Path, mode: str) -> None:
     elif "t" not in dataset.dims:
         for name in names:
             dataset[name] = dataset[name].expand_dims(t=1).assign_attrs(dataset[name].attrs)
-        dataset["t"] = xr.DataArray(np.array([12053], dtype="int32"), dims="t",
-                                    attrs={"units": "days since 1990-01-01", "standard_name": "time", "axis": "T"})  # fmt: skip
+        time_attrs = {"units": "days since 1990-01-01", "standard_name": "time", "axis": "T"}
+        dataset["t"] = xr.DataArray(np.array([12053], dtype="int32"), dims="t", attrs=time_attrs)
     temporary = path.with_suffix(".nc.tamper")
     with NETCDF_LOCK:
         dataset.to_netcdf(temporary, engine="netcdf4")
