@@ -84,6 +84,71 @@ def niceness() -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
+def daemon_thread(target, name: str = "wac-test-worker") -> threading.Thread:
+    """Start ``target`` in a daemon thread: a test whose run never stops fails, it does not hang pytest's exit.
+
+    Threads inherit the daemon flag, so the run's own threads (``call_in_background_thread``, the job manager's)
+    started from it are daemons too.
+    """
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until(condition, timeout: float = 30, what: str = "") -> None:
+    """Poll ``condition`` every 0.1 s; raise AssertionError when it is still false after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"not reached within {timeout:g} s: {what or getattr(condition, '__name__', condition)}"
+            )
+        time.sleep(0.1)
+
+
+LINGER_GRACE_S = 5
+
+
+def lingering_threads():
+    """Threads that would keep the process from ending cleanly: non-daemon ones (Python joins them at exit, for
+    ever if they never end) and our runs' daemon threads (``wac-*``: killed mid-call at exit, GDAL's or Qt's C++
+    code aborts the process with "FATAL: exception not rethrown")."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and (not t.daemon or t.name.startswith("wac-"))
+    ]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """No hang after the session: a thread a failed test left running (a run that ignored its cancel, polling a
+    backend that has stopped) would keep Python from exiting, where ``--timeout`` no longer applies. Give such
+    threads a few seconds, then name them with their stacks and end the process with a failure."""
+    deadline = time.monotonic() + LINGER_GRACE_S
+    for thread in lingering_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = lingering_threads()
+    if not left:
+        return
+    import faulthandler
+
+    sys.stderr.write(
+        f"\n{len(left)} thread(s) still running after the tests, which would hang pytest's exit: "
+        f"{', '.join(t.name for t in left)}; their stacks:\n"
+    )
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    status = getattr(config, "_wac_exitstatus", 1)
+    os._exit(int(status) or 1)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._wac_exitstatus = exitstatus
+
+
 def start_backend(tmp_dir: Path, *extra_args: str):
     """Start ``python -m tests.local_backend`` on a free port; returns (process, url)."""
     if not BACKEND_PYTHON.exists():

@@ -9,6 +9,8 @@ import pytest
 
 from bench import report
 
+SECTIONS = ["recipe", "planning", "tracker", "layers", "mosaics", "scheduling", "ui"]
+
 
 @pytest.fixture(scope="module")
 def results() -> dict:
@@ -24,7 +26,9 @@ def test_readme_tables_are_those_of_results_json(results):
 
 def test_every_section_is_measured_and_dated(results):
     blocks = report.render(results)
+    assert list(blocks) == SECTIONS  # not a loop over nothing
     for name, text in blocks.items():
+        assert "| --- |" in text or "|---|" in text.replace(" ", ""), f"{name}: no table"
         assert "Not measured yet" not in text, name
         assert "date not recorded" not in text, name
 

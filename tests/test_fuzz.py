@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 import shapely
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from wac_extractor.core.jobs.tracker import CsvTracker, GeoPackageTracker, TrackerError
 from wac_extractor.core.planning.job_table import PlanRequest, plan_aois
 
+REFUSAL = re.compile(r"(AOI 1|AOI|the plan has \d+ jobs [^:;]+): [^\n;]+(\([^\n]*\))?[^\n;]*; [^\n]+[.]")
 REQUEST = PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3, max_jobs=2_000)
 coordinate = st.one_of(st.floats(min_value=-400, max_value=400), st.sampled_from([float("nan"), float("inf")]))
 wild_rings = st.lists(st.tuples(coordinate, coordinate), min_size=0, max_size=8)
@@ -38,8 +41,10 @@ def test_any_polygon_plans_or_says_what_to_change(points, crs_value):
     try:
         table = plan_aois(REQUEST, [(geometry, crs_value)])
     except ValueError as exc:
-        event(f"refused: {str(exc).split(':')[0].split()[0]}")
-        assert str(exc).split(":")[0], exc  # names the field
+        message = str(exc)
+        event(f"refused: {message.split(':')[0]}")
+        # One line naming the AOI (or the plan), what is wrong, then after "; " what to change.
+        assert REFUSAL.fullmatch(message), message
         return
     event("planned")
     assert len(table) > 0 and set(table["sentinel"]) == {1, 2}

@@ -127,3 +127,44 @@ def test_the_mosaic_layer_shows_new_tiles_after_a_reload_and_keeps_its_style(tmp
     qtbot.waitUntil(lambda: sample(1) == 21, timeout=5_000)  # reloaded after ResultLoader.REFRESH_MS
     assert layer.renderer().type() == renderer.type() and layer.extent() == extent
     assert len(QgsProject.instance().mapLayers()) == 1
+
+
+def gradient_tile(folder: Path, column: int, row: int, number: int) -> MonthComposite:
+    """A tile whose every pixel differs (row x 100 + column + 10,000 x number; band b adds b), its first column NaN."""
+    path = tile_raster(folder, column, row, 0).path
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    data = (np.arange(SIZE)[:, None] * 100 + np.arange(SIZE)[None, :] + 10_000 * number).astype("float32")
+    data[:, 0] = np.nan
+    for band in (1, 2, 3):
+        dataset.GetRasterBand(band).WriteArray(data + band)
+    dataset = None
+    return MonthComposite(2, "2023-01", path, path, 1, TRUE_COLOUR)
+
+
+def test_each_tile_lands_pixel_for_pixel_on_its_place_in_the_mosaic(tmp_path, monkeypatch):
+    """The mosaic's geotransform is the grid's; each tile's window in it equals the tile, edges included.
+
+    Values read at tile centres cannot see a tile placed a pixel off; the whole window, edge pixels and
+    the NaN first column, can.
+    """
+    monkeypatch.setattr(mosaics_module, "BLOCK_TILES", 4)  # tiles in two blocks
+    mosaics = MonthMosaics(tmp_path / "mosaics", grid_of(3, 2))
+    cells = [(column, row) for row in range(2) for column in range(3)]
+    tiles = [gradient_tile(tmp_path, column, row, number) for number, (column, row) in enumerate(cells, start=1)]
+    (update,) = mosaics.add(tiles)
+    mosaic = gdal.Open(str(update.composite.path))
+    assert mosaic.GetGeoTransform() == (600_000, 10, 0, 5_600_000, 0, -10)
+    assert (mosaic.RasterXSize, mosaic.RasterYSize) == (3 * SIZE, 2 * SIZE)
+    for tile in tiles:
+        source = gdal.Open(str(tile.path))
+        x0, dx, _, y0, _, dy = source.GetGeoTransform()
+        assert (dx, dy) == (10, -10)
+        x_off, y_off = round((x0 - 600_000) / 10), round((5_600_000 - y0) / 10)
+        for band in (1, 2, 3):
+            expected = source.GetRasterBand(band).ReadAsArray()
+            placed = mosaic.GetRasterBand(band).ReadAsArray(x_off, y_off, SIZE, SIZE)
+            np.testing.assert_array_equal(placed, expected, err_msg=f"{tile.path.name}, band {band}")
+        # The pixels just east of the tile's last column belong to the next tile (or to no tile): never to this one.
+        if x_off + SIZE < mosaic.RasterXSize:
+            east = mosaic.GetRasterBand(1).ReadAsArray(x_off + SIZE, y_off, 1, SIZE)[:, 0]
+            assert np.isnan(east).all()  # the next tile's first column is NaN

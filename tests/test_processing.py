@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 
 import pytest
@@ -24,7 +23,7 @@ from wac_extractor.core.platform.priority import BACKGROUND_NICE
 from wac_extractor.processing.provider import WacProcessingProvider
 from wac_extractor.ui.job_model import STATUS_COLOURS
 
-from .conftest import niceness
+from .conftest import daemon_thread, niceness
 
 NOTEBOOK_WINDOWS = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
 
@@ -146,21 +145,22 @@ def test_algorithm_honours_cancel(algorithm, backend, tmp_path, monkeypatch):
     backend.configure(run_seconds=[60, 60])
     feedback = Feedback()
     outcome = {}
-    worker = threading.Thread(
-        target=lambda: outcome.update(
-            result=algorithm.run(parameters(backend, tmp_path), QgsProcessingContext(), feedback)
-        )  # fmt: skip
-    )
-    worker.start()
-    deadline = time.monotonic() + 30
-    while not any(j["status"] == "running" for j in backend.jobs()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    running = [j["id"] for j in backend.jobs() if j["status"] == "running"]
-    assert running, "no job ran before the cancel: the test would prove nothing"
-    cancelled_at = time.monotonic()
-    feedback.cancel()
-    worker.join(15)
-    assert not worker.is_alive() and time.monotonic() - cancelled_at < 5
+    worker = daemon_thread(
+        lambda: outcome.update(result=algorithm.run(parameters(backend, tmp_path), QgsProcessingContext(), feedback))
+    )  # a daemon: if the algorithm ignores the cancel, the failed test ends and pytest exits
+    try:
+        deadline = time.monotonic() + 30
+        while not any(j["status"] == "running" for j in backend.jobs()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        running = [j["id"] for j in backend.jobs() if j["status"] == "running"]
+        assert running, "no job ran before the cancel: the test would prove nothing"
+        cancelled_at = time.monotonic()
+        feedback.cancel()
+        worker.join(15)
+        assert not worker.is_alive(), "the algorithm still runs 15 s after the cancel"
+        assert time.monotonic() - cancelled_at < 5
+    finally:
+        feedback.cancel()
     jobs = open_tracker(tmp_path / "jobs.gpkg").read()
     assert len(jobs) == 8 and "finished" not in set(jobs["status"])  # stopped mid-run, every job kept
     kept = jobs.set_index("id")["status"]
@@ -201,14 +201,13 @@ def plan_then_cancel(algorithm, backend, params) -> None:
     """Run the algorithm until the backend has a job, then cancel: for tests about what was planned."""
     backend.configure(run_seconds=[60, 60])
     feedback = Feedback()
-    worker = threading.Thread(target=lambda: algorithm.run(params, QgsProcessingContext(), feedback))
-    worker.start()
+    worker = daemon_thread(lambda: algorithm.run(params, QgsProcessingContext(), feedback))
     deadline = time.monotonic() + 30
     while not backend.jobs() and time.monotonic() < deadline:
         time.sleep(0.2)
     feedback.cancel()
     worker.join(15)
-    assert not worker.is_alive()
+    assert not worker.is_alive(), "the algorithm still runs 15 s after the cancel"
 
 
 def test_the_recipe_parameter_defaults_to_lcfm_and_goes_into_the_tracker(algorithm, backend, tmp_path, monkeypatch):

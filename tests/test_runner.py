@@ -23,7 +23,7 @@ from wac_extractor.core.jobs.tracker import CsvTracker, create_tracker, open_tra
 from wac_extractor.core.platform.priority import call_in_background_thread
 from wac_extractor.core.recipes.process_graphs import job_cube
 
-from .conftest import REPO, notebook_jobs, running_backend
+from .conftest import REPO, daemon_thread, notebook_jobs, running_backend, wait_until
 
 gdal.UseExceptions()
 S2_VARIABLES = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
@@ -95,10 +95,9 @@ def test_notebook_csv_without_manager_columns_runs(backend, tmp_path):
     assert reread["status"].eq("finished").all() and reread["id"].notna().all()
 
 
-def wait_for(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
+def wait_for(condition, timeout: float = 30, what: str = "") -> None:
+    """Wait until ``condition()`` is true; AssertionError when it is not within ``timeout`` s (never silent)."""
+    wait_until(condition, timeout, what)
 
 
 def start_slow_run(backend, tmp_path):
@@ -106,8 +105,7 @@ def start_slow_run(backend, tmp_path):
     backend.configure(run_seconds=[60, 60])
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
     runner = make_runner(tracker, tmp_path / "out", backend.url)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
+    thread = daemon_thread(runner.run)
     return tracker, runner, thread
 
 
@@ -120,8 +118,7 @@ def test_a_call_in_a_background_thread_returns_its_result_or_raises_its_error_in
 
 def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):
     tracker, runner, thread = start_slow_run(backend, tmp_path)
-    wait_for(lambda: any(j["status"] == "running" for j in backend.jobs()))
-    assert any(j["status"] == "running" for j in backend.jobs())
+    wait_for(lambda: any(j["status"] == "running" for j in backend.jobs()), what="a job running on the backend")
     cancelled_at = time.monotonic()
     runner.cancel(cancel_remote=True)
     thread.join(15)
@@ -129,7 +126,10 @@ def test_cancel_stops_a_run_with_active_jobs_within_seconds(backend, tmp_path):
     assert time.monotonic() - cancelled_at < 5
     remote = {j["id"]: j["status"] for j in backend.jobs()}
     assert "canceled" in remote.values() and "running" not in remote.values()
-    assert set(tracker.count_by_status()) <= {"not_started", "canceled"}
+    counts = tracker.count_by_status()
+    assert set(counts) <= {"not_started", "canceled"} and sum(counts.values()) == 8  # no row lost
+    tracked = tracker.read().set_index("id")["status"]
+    assert all(tracked.get(job_id) == "canceled" for job_id, status in remote.items() if status == "canceled")
 
 
 def test_a_backend_that_goes_away_mid_run_leaves_the_run_waiting_and_the_tracker_intact(tmp_path):
@@ -138,9 +138,8 @@ def test_a_backend_that_goes_away_mid_run_leaves_the_run_waiting_and_the_tracker
         backend.configure(run_seconds=[60, 60])
         tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs())
         runner = make_runner(tracker, tmp_path / "out", backend.url)
-        thread = threading.Thread(target=runner.run)
-        thread.start()
-        wait_for(lambda: tracker.count_by_status().get("running", 0) >= 2)
+        thread = daemon_thread(runner.run)
+        wait_for(lambda: tracker.count_by_status().get("running", 0) >= 2, what="two jobs running")
         before = tracker.read()[["id", "status"]]
         process.kill()
         process.wait(10)
@@ -158,9 +157,8 @@ def test_cancel_during_a_download_removes_the_partial_file_and_a_rerun_downloads
     backend.configure(download_delay=0.3)  # 0.3 s per 64 KiB: a result takes a minute to arrive
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
     runner = make_runner(tracker, tmp_path / "out", backend.url)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    wait_for(lambda: list((tmp_path / "out").glob("*/*.part")), timeout=60)
+    thread = daemon_thread(runner.run)
+    wait_for(lambda: list((tmp_path / "out").glob("*/*.part")), timeout=60, what="a download under way")
     cancelled_at = time.monotonic()
     runner.cancel()
     thread.join(15)
@@ -359,7 +357,7 @@ def test_unwritable_output_folder_is_refused_before_any_job(backend, tmp_path):
 def test_a_second_run_on_the_same_tracker_is_refused(backend, tmp_path):
     _, first, thread = start_slow_run(backend, tmp_path)
     try:
-        wait_for(backend.jobs)
+        wait_for(backend.jobs, what="a job created by the first run")
         command = [sys.executable, "-m", "wac_extractor", "run", "--jobs", str(tmp_path / "jobs.gpkg"), "--backend",
                    backend.url, "--auth", "basic", "--username", "demo", "--output", str(tmp_path / "out")]  # fmt: skip
         env = {**os.environ, "WAC_PASSWORD": "demo", "PYTHONPATH": str(REPO)}
@@ -369,7 +367,9 @@ def test_a_second_run_on_the_same_tracker_is_refused(backend, tmp_path):
     finally:
         first.cancel()
         thread.join(15)
-    assert open_tracker(tmp_path / "jobs.gpkg").count_by_status()  # still readable, nothing lost
+    jobs = open_tracker(tmp_path / "jobs.gpkg").read()  # still readable, nothing lost
+    assert len(jobs) == 8 and jobs["title"].is_unique
+    assert {j["id"] for j in backend.jobs()} <= set(jobs["id"].dropna())  # every job created is tracked
 
 
 @pytest.mark.parametrize("name", ["../evil.nc", "/etc/passwd", "..", ".hidden", "", "a/../../b.nc"])
@@ -430,3 +430,26 @@ def test_a_refused_status_read_right_after_a_start_does_not_end_the_run(backend,
     assert summary.counts == {"finished": 2} and summary.downloaded == 2
     assert backend.requests().get("FAULT /403") == 1
     assert len(backend.jobs()) == 2  # the job whose status read was refused was not created again
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ("drop_variable", "openEO.nc lacks 1 of 15 expected variables (VV_P10); it holds VV_P25, VV_P50, VV_P75 "
+                          "and 11 more"),
+        ("extra_variable", "openEO.nc has 1 variable the job does not make (EXTRA)"),
+        ("add_time", "openEO.nc: 15 variables with a time dimension (VV_P10, VV_P25, VV_P50 and 12 more; 1 step); "
+                     "expected none"),
+    ],
+)  # fmt: skip
+def test_a_result_that_is_not_what_the_recipe_makes_is_refused_with_the_reason(backend, tmp_path, tamper, reason):
+    """The backend serves an LCFM Sentinel-1 result lacking a variable, with one more, or with a time axis."""
+    backend.configure(result_tamper=tamper)
+    jobs = notebook_jobs("lcfm")
+    tracker = create_tracker(tmp_path / "jobs.gpkg", jobs[jobs["sentinel"] == 1].iloc[:1])
+    summary = make_runner(tracker, tmp_path / "out", backend.url, download_retries=1).run()
+    assert summary.downloaded == 0 and summary.downloads_failed == 1
+    row = tracker.read().iloc[0]
+    assert (row["status"], row["result_status"]) == ("finished", "failed")
+    assert row["error_message"] == f"download failed: {reason}"
+    assert not list((tmp_path / "out").glob("*/*.nc"))  # never where the map could load it

@@ -95,6 +95,34 @@ def stream_to_file(
 
 
 INT16_RANGE = (-32768, 32767)
+MAX_MESSAGE_CHARS = 300  # a problem goes into the tracker, the log and the dock: one line, not a list of 56 names
+SHOWN_NAMES = 3
+
+
+def _names(names: Iterable[str], shown: int = SHOWN_NAMES) -> str:
+    """``a, b, c and 4 more``: the first few of a list, and how many were left out."""
+    names = list(names)
+    if not names:
+        return "nothing"
+    head = ", ".join(names[:shown])
+    return f"{head} and {len(names) - shown} more" if len(names) > shown else head
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _variables_in(dataset) -> List[str]:
+    """The data variables GDAL sees in a NetCDF file, in file order."""
+    names = [name.rsplit(":", 1)[-1] for name, _ in (dataset.GetSubDatasets() or [])]
+    if not names and dataset.RasterCount:  # a file of one variable opens as that variable
+        name = dataset.GetRasterBand(1).GetMetadataItem("NETCDF_VARNAME")
+        names = [name] if name else []
+    return names
 
 
 def check_netcdf(
@@ -107,10 +135,11 @@ def check_netcdf(
 ) -> List[str]:
     """Open a result with GDAL and check it is what the job asked for.
 
-    Every expected variable is there and georeferenced; ``has_time`` False: no time dimension
-    (one band per variable); ``int16``: values in the int16 range; ``spatial_extent`` (the job's,
-    in a projected CRS): the same CRS, and an extent within a pixel of it. Returns the problems
-    found (empty when the file is good).
+    Exactly the expected variables are there (none missing, none more), each georeferenced;
+    ``has_time`` False: no time dimension (one band per variable); ``int16``: values in the int16
+    range; ``spatial_extent`` (the job's, in a projected CRS): the same CRS, and an extent within a
+    pixel of it. Returns the problems found (empty when the file is good), each one short line that
+    names the first few variables concerned and how many there are.
     """
     from osgeo import gdal
 
@@ -119,39 +148,67 @@ def check_netcdf(
     try:
         dataset = gdal.Open(str(path))
     except RuntimeError as exc:
-        return [f"GDAL cannot open {path.name}: {exc}"]
-    subdatasets = {name.rsplit(":", 1)[-1] for name, _ in (dataset.GetSubDatasets() or [])}
+        return [_short(f"GDAL cannot open {path.name}: {exc}")]
+    expected = list(dict.fromkeys(variables))
+    held = _variables_in(dataset)
+    missing = [v for v in expected if v not in held]
+    extra = [v for v in held if v not in expected]
     problems = []
+    if missing:
+        problems.append(
+            f"{path.name} lacks {len(missing)} of {len(expected)} expected variables ({_names(missing)}); "
+            f"it holds {_names(held)}"
+        )
+    if extra:
+        problems.append(f"{path.name} has {_count(len(extra), 'variable')} the job does not make ({_names(extra)})")
+    unopened, unreferenced, timed, outside = [], [], [], []
+    steps = 0
     grid_checked = False
-    for variable in variables:
-        if variable not in subdatasets:
-            problems.append(f"{path.name} has no variable {variable}")
+    for variable in expected:
+        if variable in missing:
             continue
         try:
             band = gdal.Open(f'NETCDF:"{path}":{variable}')
-        except RuntimeError as exc:
-            problems.append(f"{path.name}:{variable} does not open: {exc}")
+        except RuntimeError:
+            unopened.append(variable)
             continue
         if band.RasterCount < 1 or not band.GetProjection():
-            problems.append(f"{path.name}:{variable} has no time steps or no CRS")
+            unreferenced.append(variable)
             continue
         if has_time is False and (band.RasterCount > 1 or "NETCDF_DIM_EXTRA" in band.GetMetadata()):
-            problems.append(f"{path.name}:{variable} has a time dimension ({band.RasterCount} steps); expected none")
+            timed.append(variable)
+            steps = max(steps, band.RasterCount)
         if int16:
-            problems.extend(_int16_problems(band, f"{path.name}:{variable}"))
+            outside.extend(_int16_problems(band, variable))
         if spatial_extent and not grid_checked:
-            problems.extend(_grid_problems(band, spatial_extent, path.name))
+            problems.extend(_short(p) for p in _grid_problems(band, spatial_extent, path.name))
             grid_checked = True
-    return problems
+    if unopened:
+        problems.append(f"{path.name}: {_count(len(unopened), 'variable')} GDAL cannot open ({_names(unopened)})")
+    if unreferenced:
+        problems.append(
+            f"{path.name}: {_count(len(unreferenced), 'variable')} without time steps or CRS ({_names(unreferenced)})"
+        )
+    if timed:
+        problems.append(
+            f"{path.name}: {_count(len(timed), 'variable')} with a time dimension ({_names(timed)}; "
+            f"{_count(steps, 'step')}); expected none"
+        )
+    if outside:
+        problems.append(
+            f"{path.name}: {_count(len(outside), 'variable')} outside the int16 range ({_names(outside, 2)})"
+        )
+    return [_short(problem) for problem in problems]
 
 
 def _int16_problems(dataset, name: str) -> List[str]:
+    """``[name min..max]`` when the values leave the int16 range, else []."""
     import numpy as np
 
     values = dataset.ReadAsArray().astype("float64")
     finite = values[np.isfinite(values)]
     if finite.size and (finite.min() < INT16_RANGE[0] or finite.max() > INT16_RANGE[1]):
-        return [f"{name} has values {finite.min():g}..{finite.max():g}, outside the int16 range"]
+        return [f"{name} {finite.min():g}..{finite.max():g}"]
     return []
 
 
