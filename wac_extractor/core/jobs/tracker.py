@@ -214,8 +214,6 @@ class GeoPackageTracker(JobDatabaseInterface):
         if self._con is None:
             try:
                 con = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             except sqlite3.DatabaseError as exc:
                 raise TrackerError(
@@ -227,6 +225,9 @@ class GeoPackageTracker(JobDatabaseInterface):
                     f"{self.path} has no '{TABLE}' table, so it is not a WAC Extractor tracker; "
                     "choose another tracker file or a new name."
                 )
+            # Only on a tracker: WAL changes the file's header, and a file that is not ours stays as it was.
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
             _register_gpkg_functions(con)
             self._con = con
             self._ensure_manager_columns()
@@ -458,6 +459,8 @@ class CsvTracker(CsvJobDatabase):
             raise
 
     def initialize_from_df(self, df: pd.DataFrame, *, on_exists: str = "error") -> CsvTracker:
+        if on_exists == "error" and self.path.exists():  # our words, as for a GeoPackage (openeo's say less)
+            raise FileExistsError(f"Tracker {self.path} already exists; open it to resume, or choose a new file name.")
         super().initialize_from_df(normalize_jobs(df.reset_index(drop=True)), on_exists=on_exists)
         return self
 
