@@ -12,13 +12,16 @@ from .test_dock import fresh_dock, use_local_backend
 
 
 @pytest.fixture
-def dock(qgis_iface, qgis_canvas, qgis_new_project, backend, tmp_path):
+def dock(qgis_iface, qgis_canvas, qgis_new_project, backend, tmp_path, qtbot):
     dock = fresh_dock(qgis_iface, qgis_canvas)
     use_local_backend(dock, backend.url, tmp_path)
     qgis_iface.messageBar().clearWidgets()
     qgis_iface.messageBar().clear_messages()
     yield dock
     QgsApplication.taskManager().cancelAll()
+    # A test that failed mid-run leaves its task running: wait for it to end, so the failure is reported as
+    # one (QGIS tearing down under a running task crashed the session).
+    qtbot.waitUntil(lambda: dock.task is None, timeout=30_000)
 
 
 def four_s2_jobs(dock) -> int:
