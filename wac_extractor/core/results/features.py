@@ -1,0 +1,151 @@
+"""The features to sample (any OGR vector file) and the sampled table written back as GeoPackage or CSV.
+
+The output keeps every attribute of the input (labels, ids) and its geometry in its own CRS. It is
+written under a temporary name and renamed when complete: a failed or cancelled sample leaves no file.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+from ..planning.tiling import reproject
+
+
+def _ogr():
+    from osgeo import ogr, osr
+
+    ogr.UseExceptions()
+    osr.UseExceptions()
+    return ogr, osr
+
+
+@dataclass
+class FeatureSet:
+    """Geometries (in ``crs``), attributes and the schema of the source layer."""
+
+    geometries: np.ndarray  # shapely geometries
+    crs: str  # WKT or EPSG:n
+    attributes: List[Dict[str, Any]]
+    field_defs: List[Tuple[str, int]]  # (name, OGR field type)
+    geometry_type: int
+    layer_name: str
+    _by_crs: Dict[str, Tuple[np.ndarray, STRtree]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+    @property
+    def is_points(self) -> bool:
+        kinds = set(shapely.get_type_id(self.geometries).tolist())
+        return bool(kinds) and kinds <= {0}
+
+    def in_crs(self, crs: str) -> Tuple[np.ndarray, STRtree]:
+        """The geometries reprojected to ``crs`` (once per CRS) and a spatial index on them."""
+        if crs not in self._by_crs:
+            geoms = np.array([reproject(g, self.crs, crs) for g in self.geometries], dtype=object)
+            self._by_crs[crs] = (geoms, STRtree(geoms))
+        return self._by_crs[crs]
+
+
+def read_features(path: Path, option: str = "--features") -> FeatureSet:
+    """Polygons or points of the first layer of a vector file; anything else is refused, naming ``option``."""
+    ogr, _ = _ogr()
+    try:
+        dataset = ogr.Open(str(path))
+    except RuntimeError as exc:
+        message = f"{option}: {path} does not open as a vector file ({exc}); use GeoPackage or GeoJSON."
+        raise ValueError(message) from None
+    layer = dataset.GetLayer(0)
+    srs = layer.GetSpatialRef()
+    crs = "EPSG:4326" if srs is None else _crs_text(srs)
+    defn = layer.GetLayerDefn()
+    field_defs = [(defn.GetFieldDefn(i).GetName(), defn.GetFieldDefn(i).GetType()) for i in range(defn.GetFieldCount())]
+    geometries, attributes = [], []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        shape = shapely.from_wkb(bytes(geometry.ExportToWkb())) if geometry is not None else shapely.Point()
+        geometries.append(shapely.force_2d(shape))
+        attributes.append({name: feature.GetField(name) for name, _ in field_defs})
+    if not geometries:
+        raise ValueError(f"{option}: {path} has no features; choose a layer with fields or points.")
+    kinds = set(shapely.get_type_id(np.array(geometries, dtype=object)).tolist()) - {0, 3, 6}
+    if kinds:
+        raise ValueError(f"{option}: {path} holds lines or collections; sample polygons (fields) or points.")
+    array = np.empty(len(geometries), dtype=object)
+    array[:] = geometries
+    return FeatureSet(array, crs, attributes, field_defs, layer.GetGeomType(), layer.GetName())
+
+
+def _crs_text(srs) -> str:
+    srs.AutoIdentifyEPSG()
+    code = srs.GetAuthorityCode(None)
+    return f"EPSG:{code}" if code and srs.GetAuthorityName(None) == "EPSG" else srs.ExportToWkt()
+
+
+def _number(value: float):
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def write_table(table, out: Path, as_csv: bool = False) -> Path:
+    """The table as a GeoPackage (``out``) or CSV without geometry; never overwrites an existing file."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"--out: {out} already exists; choose a new file name.")
+    partial = out.with_name(f".{out.stem}.part{out.suffix}")
+    partial.unlink(missing_ok=True)
+    try:
+        (_write_csv if as_csv else _write_gpkg)(table, partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out
+
+
+def _write_csv(table, path: Path) -> None:
+    features = table.features
+    names = [name for name, _ in features.field_defs]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names + table.columns)
+        for i, attrs in enumerate(features.attributes):
+            stats = [_number(table.values[c][i]) for c in table.columns]
+            writer.writerow([attrs[n] for n in names] + ["" if v is None else repr(v) for v in stats])
+
+
+def _write_gpkg(table, path: Path) -> None:
+    ogr, osr = _ogr()
+    features = table.features
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(features.crs)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = dataset.CreateLayer(features.layer_name or "features", srs, features.geometry_type)
+    for name, kind in features.field_defs:
+        layer.CreateField(ogr.FieldDefn(name, kind))
+    for column in table.columns:
+        layer.CreateField(ogr.FieldDefn(column, ogr.OFTReal))
+    defn = layer.GetLayerDefn()
+    layer.StartTransaction()
+    for i, geometry in enumerate(features.geometries):
+        feature = ogr.Feature(defn)
+        for name, value in features.attributes[i].items():
+            if value is not None:
+                feature.SetField(name, value)
+        for column in table.columns:
+            value = _number(table.values[column][i])
+            if value is not None:
+                feature.SetField(column, value)
+        if not geometry.is_empty:
+            feature.SetGeometry(ogr.CreateGeometryFromWkb(shapely.to_wkb(geometry)))
+        layer.CreateFeature(feature)
+    layer.CommitTransaction()
+    dataset = None
