@@ -59,11 +59,15 @@ class FeatureSet:
 def read_features(path: Path, option: str = "--features") -> FeatureSet:
     """Polygons or points of the first layer of a vector file; anything else is refused, naming ``option``."""
     ogr, _ = _ogr()
+    if not Path(path).is_file():
+        raise ValueError(f"{option}: {path} does not exist; give a vector file of fields or points.")
     try:
         dataset = ogr.Open(str(path))
-    except RuntimeError as exc:
-        message = f"{option}: {path} does not open as a vector file ({exc}); use GeoPackage or GeoJSON."
-        raise ValueError(message) from None
+    except RuntimeError:
+        dataset = None
+    if dataset is None or dataset.GetLayerCount() == 0:
+        message = f"{option}: {path} does not open as a vector file; use GeoPackage or GeoJSON."
+        raise ValueError(message)
     layer = dataset.GetLayer(0)
     srs = layer.GetSpatialRef()
     crs = "EPSG:4326" if srs is None else _crs_text(srs)
