@@ -6,9 +6,11 @@ written under a temporary name and renamed when complete: a failed or cancelled 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -17,6 +19,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
+from ..jobs.tracker import _register_gpkg_functions as register_gpkg_functions
 from ..planning.tiling import reproject
 
 
@@ -139,17 +142,27 @@ def _write_gpkg(table, path: Path) -> None:
         layer.CreateField(ogr.FieldDefn(column, ogr.OFTReal))
     defn = layer.GetLayerDefn()
     layer.StartTransaction()
+    fids = []
     for i, geometry in enumerate(features.geometries):
         feature = ogr.Feature(defn)
         for name, value in features.attributes[i].items():
             if value is not None:
                 feature.SetField(name, value)
-        for column in table.columns:
-            value = _number(table.values[column][i])
-            if value is not None:
-                feature.SetField(column, value)
         if not geometry.is_empty:
             feature.SetGeometry(ogr.CreateGeometryFromWkb(shapely.to_wkb(geometry)))
         layer.CreateFeature(feature)
+        fids.append(feature.GetFID())
     layer.CommitTransaction()
+    table_name = layer.GetName()
     dataset = None
+    _fill_columns(path, table_name, table, fids)
+
+
+def _fill_columns(path: Path, table_name: str, table, fids: List[int]) -> None:
+    """The statistics in one SQL statement per row: OGR's SetField per value took 30 s for 3.5 M values."""
+    quoted = ", ".join(f'"{c}" = ?' for c in table.columns)
+    matrix = np.column_stack([table.values[c] for c in table.columns]) if table.columns else np.zeros((len(fids), 0))
+    rows = ([_number(v) for v in matrix[i].tolist()] + [fid] for i, fid in enumerate(fids))
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        register_gpkg_functions(con)  # the R-tree triggers call ST_* functions, which only GDAL's SQLite has
+        con.executemany(f'UPDATE "{table_name}" SET {quoted} WHERE fid = ?', rows)

@@ -153,15 +153,13 @@ class _GroupSampler:
             for i, vals in self.points.items():
                 table[i] = vals
             return {column_name(key, v, POINT_STAT): table[:, j] for j, v in enumerate(self.names)}
-        out = {column_name(key, v, s): np.full(n, np.nan) for v in self.names for s in self.stats}
+        tables = {s: np.full((n, n_vars), np.nan) for s in self.stats}
         for i in range(n):
             parts = self.partials.get(i, [])
             too_small = self.field_area.get(i, 0.0) < self.pixel_area.get(i, np.inf)
-            stats = combine([] if too_small else parts, self.field_area.get(i, 0.0), self.stats, n_vars)
-            for s, vals in stats.items():
-                for j, v in enumerate(self.names):
-                    out[column_name(key, v, s)][i] = vals[j]
-        return out
+            for s, vals in combine([] if too_small else parts, self.field_area.get(i, 0.0), self.stats, n_vars).items():
+                tables[s][i] = vals
+        return {column_name(key, v, s): tables[s][:, j] for j, v in enumerate(self.names) for s in self.stats}
 
 
 def sample_results(
