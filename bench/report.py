@@ -61,6 +61,28 @@ def recipe(results: dict) -> str:
     ])  # fmt: skip
 
 
+def sampling(results: dict) -> str:
+    section = results["sampling"]
+    size = f"{section['fields']:,} fields x {section['tiles']} tiles (S1 + S2) x {section['variables']} variables"
+    names = {"ours": "numpy + shapely + GDAL (chosen)", "exactextract": "exactextract 0.3.0 (per tile, no combining)",
+             "qgis": "QGIS `native:zonalstatisticsfb`"}  # fmt: skip
+    rows = []
+    for key, label in names.items():
+        entry = section.get(key) or {"error": "not run"}
+        if "error" in entry:
+            rows.append([label, "-", "-", entry["error"]])
+            continue
+        note = ""
+        if "files_measured" in entry:
+            note = f"{entry['files_measured']} S2 files timed ({duration(entry['seconds_measured'])}), scaled to all"
+        rows.append([label, duration(entry["seconds"]), f"{entry['peak_rss_mb']:.0f} MB", note])
+    runs = f"1 run; {size}, tiles of {section['pixels']}; tiles synthesised in {duration(section['synthesis_s'])}"
+    return "\n\n".join([
+        measured(section, runs),
+        table(["engine", "wall", "peak RSS", "note"], rows),
+    ])  # fmt: skip
+
+
 def planning(results: dict) -> str:
     section = results["planning"]
     labels = {"aoi_50000_km2": "one AOI of ~50,000 km2, 10 km tiles, 12 monthly windows, S1+S2",
@@ -181,7 +203,7 @@ def ui(results: dict) -> str:
 
 
 SECTIONS = {"recipe": recipe, "planning": planning, "tracker": tracker, "layers": layers, "mosaics": mosaics,
-            "scheduling": scheduling, "ui": ui}  # fmt: skip
+            "scheduling": scheduling, "ui": ui, "sampling": sampling}  # fmt: skip
 
 
 def render(results: dict) -> dict:

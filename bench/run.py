@@ -7,6 +7,7 @@ Writes ``bench/results.json``, then regenerates ``bench/README.md``'s tables fro
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -338,6 +339,13 @@ def bench_recipe_tile() -> dict:
     return _json_of("bench.recipe_tile", python=str(root / ".venv-backend" / "bin" / "python"))
 
 
+def bench_sampling() -> dict:
+    """10,000 fields over 100 synthetic LCFM tiles: our engine, exactextract (scratch venv, if any), QGIS."""
+    from bench.sampling import main as sampling
+
+    return sampling(exactextract_python=os.environ.get("EXACTEXTRACT_PYTHON", ""))
+
+
 SECTIONS = {
     "planning": ("planning", bench_planning),
     "tracker": ("tracker_update", bench_tracker),
@@ -347,6 +355,7 @@ SECTIONS = {
     "layers": ("result_layers", bench_result_layers),
     "mosaics": ("mosaic_layers", bench_mosaic_layers),
     "recipe": ("recipe_tile", bench_recipe_tile),
+    "sampling": ("sampling", bench_sampling),
 }
 
 

@@ -36,6 +36,7 @@ from .jobs.tracker import TrackerError, create_tracker, open_tracker
 from .planning.job_table import PlanRequest, plan_aois, plan_grid, summarize
 from .planning.timewindows import add_months, parse_date
 from .recipes import DEFAULT_RECIPE, RECIPES
+from .sample_cli import add_sample_parser, command_sample
 
 _log = logging.getLogger("wac_extractor")
 
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="counts per status and the failed jobs of a tracker")
     status.add_argument("--jobs", type=Path, required=True)
+    add_sample_parser(sub)
     return parser
 
 
@@ -281,7 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
     commands = {"plan": command_plan, "run": command_run, "status": command_status, "login": command_login,
-                "logout": command_logout}  # fmt: skip
+                "logout": command_logout, "sample": command_sample}  # fmt: skip
     try:
         return commands[args.command](args)
     except (

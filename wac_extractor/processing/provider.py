@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 
 from .extract import ExtractAlgorithm, icon
+from .sample import SampleAlgorithm
 
 
 class WacProcessingProvider(QgsProcessingProvider):
@@ -19,3 +20,4 @@ class WacProcessingProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):
         self.addAlgorithm(ExtractAlgorithm())
+        self.addAlgorithm(SampleAlgorithm())
