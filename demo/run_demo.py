@@ -1,9 +1,10 @@
 """Offline demo: the notebook's 8 jobs against the local openEO backend, as a QGIS project and a map.
 
-``make demo`` starts the local backend on a free port, runs the notebook's grid (2 x 2 windows
-of 10 km, S1 and S2, 2023-01-01 + 3 months, cloud limit 85) through the plugin's Processing
-algorithm, loads the results into a QGIS project (``demo/out/demo.qgz``), renders
-``demo/out/map.png`` and prints a summary.
+``make demo`` starts the local backend on a free port as CDSE behaves (its ``cdse`` profile: 2 jobs at
+once per account, no estimates, lost Sentinel-1 jobs, memory limits), runs the notebook's grid (2 x 2
+windows of 10 km, S1 and S2, 2023-01-01 + 3 months, cloud limit 85) through the plugin's Processing
+algorithm asking 4 parallel jobs (the run learns the account's 2 and says so), loads the results into a
+QGIS project (``demo/out/demo.qgz``), renders ``demo/out/map.png`` and prints a summary.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def start_backend(work: Path):
     port_file = work / "port"
     process = subprocess.Popen(
         [str(REPO / ".venv-backend" / "bin" / "python"), "-m", "tests.local_backend", "--port", "0",
-         "--port-file", str(port_file), "--work-dir", str(work / "backend")],
+         "--port-file", str(port_file), "--work-dir", str(work / "backend"), "--profile", "cdse"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -75,7 +76,7 @@ def main() -> int:
     os.environ["WAC_PASSWORD"] = "demo"  # the local backend's demo account
     parameters = {
         "AOI": windows, "START": "2023-01-01", "END": "2023-04-01", "WINDOW_MONTHS": 3, "SENSORS": [0, 1],
-        "MAX_CLOUD_COVER": 85, "ONE_JOB_PER_FEATURE": True, "BACKEND": url, "PARALLEL_JOBS": 2, "AUTH": 1,
+        "MAX_CLOUD_COVER": 85, "ONE_JOB_PER_FEATURE": True, "BACKEND": url, "PARALLEL_JOBS": 4, "AUTH": 1,
         "USERNAME": "demo", "POLL_SECONDS": 0.5, "OUTPUT_FOLDER": str(OUT / "results"),
         "TRACKER": str(OUT / "jobs.gpkg"),
     }  # fmt: skip
