@@ -101,13 +101,13 @@ def load_collections(graph: dict):
             yield node
 
 
-def _process_ids(graph: dict):
+def process_ids(graph: dict):
     for node in graph.values():
         if isinstance(node, dict) and "process_id" in node:
             yield node["process_id"]
             for value in node.get("arguments", {}).values():
                 if isinstance(value, dict) and isinstance(value.get("process_graph"), dict):
-                    yield from _process_ids(value["process_graph"])
+                    yield from process_ids(value["process_graph"])
 
 
 def parse_memory_mb(value) -> Optional[float]:
@@ -160,7 +160,7 @@ def memory_need_mb(graph: dict, scale: float = 1.0) -> float:
         bands = len(arguments.get("bands") or all_bands)
         megapixels = km2 * 1e6 / (10.0 * 10.0) / 1e6
         data += megapixels * dates * bands * BYTES_PER_VALUE
-    factor = LCFM_MEMORY_FACTOR if "quantiles" in set(_process_ids(graph)) else 1.0
+    factor = LCFM_MEMORY_FACTOR if "quantiles" in set(process_ids(graph)) else 1.0
     return round(scale * (BASE_MB + data * factor), 1)
 
 

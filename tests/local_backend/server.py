@@ -221,15 +221,6 @@ CREDITS_PER_KM2_MONTH = {"SENTINEL2_L2A": 0.02, "SENTINEL1_GLOBAL_MOSAICS": 0.01
 LCFM_FACTOR = 2.0
 
 
-def _process_ids(graph: dict):
-    for node in graph.values():
-        if isinstance(node, dict) and "process_id" in node:
-            yield node["process_id"]
-            for value in node.get("arguments", {}).values():
-                if isinstance(value, dict) and isinstance(value.get("process_graph"), dict):
-                    yield from _process_ids(value["process_graph"])
-
-
 def graph_costs(graph: dict) -> tuple:
     """(credits, km2 x months) of a job: each collection's area x months at its rate, x2 for LCFM."""
     read: Dict[str, float] = {}
@@ -244,7 +235,7 @@ def graph_costs(graph: dict) -> tuple:
         except (KeyError, TypeError, IndexError, ValueError):
             continue
         read[arguments.get("id", "")] = max(read.get(arguments.get("id", ""), 0.0), km2 * days / (365.25 / 12))
-    factor = LCFM_FACTOR if "quantiles" in set(_process_ids(graph)) else 1.0
+    factor = LCFM_FACTOR if "quantiles" in set(cdse.process_ids(graph)) else 1.0
     costs = sum(size * CREDITS_PER_KM2_MONTH.get(collection, 0.01) for collection, size in read.items()) * factor
     return round(costs, 3), max(read.values(), default=0.0)
 

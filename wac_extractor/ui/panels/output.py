@@ -31,24 +31,20 @@ class OutputPanel(SectionPanel):
         self.max_queued = QSpinBox(minimum=0, maximum=168, suffix=" h", specialValueText="never")
         self.max_queued.setToolTip("Cancel a job the backend keeps queued longer than this; Retry queues it again")
         self.form.addRow("Max. time queued", self.max_queued)
-        self.max_credits = QDoubleSpinBox(minimum=0, maximum=10_000_000, decimals=1, suffix=" credits",
-                                          specialValueText="no cap")  # fmt: skip
-        self.max_credits.setToolTip(
+        self.max_credits = self._credits_row(
+            "Credit cap", "no cap", 10_000_000,
             "Credit cap for the run: a new job starts only while credits spent + the projected cost of the\n"
-            "running jobs + its own stay within it. Running jobs are never cancelled; raise it and Run to go on."
-        )
-        self.form.addRow("Credit cap", self.max_credits)
-        self.job_budget = QDoubleSpinBox(minimum=0, maximum=1_000_000, decimals=1, suffix=" credits",
-                                         specialValueText="none")  # fmt: skip
-        self.job_budget.setToolTip("Sent as each job's openEO budget: a backend that supports it stops a job above it")
-        self.form.addRow("Per-job budget", self.job_budget)
-        self.credit_balance = QDoubleSpinBox(minimum=0, maximum=10_000_000, decimals=1, suffix=" credits",
-                                             specialValueText="as the backend says")  # fmt: skip
-        self.credit_balance.setToolTip(
+            "running jobs + its own stay within it. Running jobs are never cancelled; raise it and Run to go on.",
+        )  # fmt: skip
+        self.job_budget = self._credits_row(
+            "Per-job budget", "none", 1_000_000,
+            "Sent as each job's openEO budget: a backend that supports it stops a job above it",
+        )  # fmt: skip
+        self.credit_balance = self._credits_row(
+            "Credit balance", "as the backend says", 10_000_000,
             "Your credit balance, where the backend does not report one (CDSE shows it only on its billing page):\n"
-            "a run projected to need more is warned about."
-        )
-        self.form.addRow("Credit balance", self.credit_balance)
+            "a run projected to need more is warned about.",
+        )  # fmt: skip
         self.reruns = QSpinBox(minimum=0, maximum=10, suffix=" more times")
         self.reruns.setToolTip(
             "A job the backend lost (a backend error, a result without assets or failing the check) runs again\n"
@@ -68,6 +64,13 @@ class OutputPanel(SectionPanel):
         self.form.addRow("Job options", self.job_options)
         self.form.addRow(fill)
         self.load_settings()
+
+    def _credits_row(self, label: str, zero_text: str, maximum: float, tooltip: str) -> QDoubleSpinBox:
+        """A credits field whose 0 reads as ``zero_text`` ("no cap", "none"...)."""
+        box = QDoubleSpinBox(minimum=0, maximum=maximum, decimals=1, suffix=" credits", specialValueText=zero_text)
+        box.setToolTip(tooltip)
+        self.form.addRow(label, box)
+        return box
 
     def bound_settings(self) -> List[Bound]:
         return [
