@@ -27,7 +27,7 @@ def cli(*args, cwd=None):
 def test_plan_reproduces_the_notebook_grid(tmp_path, name):
     result = cli(*NOTEBOOK_PLAN, "--out", str(tmp_path / name))
     assert result.returncode == 0, result.stderr
-    assert "8 jobs: 4 tiles x 3 months x 2 sensor(s)" in result.stdout
+    assert "8 jobs: 4 tiles x 1 window of 3 months x 2 sensors" in result.stdout
     jobs = open_tracker(tmp_path / name).read()
     corners = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
     for sentinel in (1, 2):

@@ -172,3 +172,13 @@ def test_antimeridian_multipart_and_future_dates():
     assert {t.split("_")[0] for t in table["tile_id"]} == {"32660", "32601"}
     with pytest.raises(ValueError, match="start_date: 2999-01-01 is not in the past"):
         notebook_request(start_date="2999-01-01", end_date="2999-04-01")
+
+
+def test_the_summary_counts_tiles_windows_and_sensors_that_multiply_to_the_jobs():
+    """Issue 24: "18 jobs: 9 tiles x 3 months x 2 sensor(s)" read as 54; a window of 3 months is one job."""
+    one_window = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [1, 2], 85, 3), west=664000, south=5611120,
+                           crs="EPSG:32631", window=10000, gap=0, rows=3, cols=3)  # fmt: skip
+    assert str(summarize(one_window)) == "18 jobs: 9 tiles x 1 window of 3 months x 2 sensors"
+    three_windows = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [2], 85, 1), west=664000, south=5611120,
+                              crs="EPSG:32631", window=10000, gap=0, rows=1, cols=1)  # fmt: skip
+    assert str(summarize(three_windows)) == "3 jobs: 1 tile x 3 windows of 1 month x 1 sensor"

@@ -32,6 +32,7 @@ from .panels.output import OutputPanel
 from .panels.run import RunPanel
 from .panels.time_recipe import TimeRecipePanel
 from .run_map import RunMap
+from .wheel_guard import WheelGuard, guard_wheel
 
 HOUR_SECONDS = 3600  # the unit of "Max. time queued"
 
@@ -90,6 +91,8 @@ class WacDock(QgsDockWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
+        self.wheel_guard = WheelGuard(self)
+        guard_wheel(body, self.wheel_guard)
         self.run_map = RunMap(self.iface, self.run_panel.model, self.output_panel.output.filePath, parent=self)
         for part, names in SHARED_NAMES.items():
             for name in names:

@@ -164,18 +164,32 @@ class PlanSummary:
     tiles: int
     months: int
     sensors: int
+    windows: int = 1
+    window_months: int = 0  # months in each window (0: windows of different lengths)
 
     def __str__(self) -> str:
-        return f"{self.jobs} jobs: {self.tiles} tiles x {self.months} months x {self.sensors} sensor(s)"
+        """``18 jobs: 9 tiles x 1 window of 3 months x 2 sensors``: the factors multiply to the jobs."""
+        length = f" of {_count(self.window_months, 'month')}" if self.window_months else f" ({self.months} months)"
+        return (f"{self.jobs} jobs: {_count(self.tiles, 'tile')} x {_count(self.windows, 'window')}{length} x "
+                f"{_count(self.sensors, 'sensor')}")  # fmt: skip
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def summarize(table: pd.DataFrame) -> PlanSummary:
     months = set()
-    for extent in {tuple(extent) for extent in table["temporal_extent"]}:
+    windows = {tuple(extent) for extent in table["temporal_extent"]}
+    lengths = set()
+    for extent in windows:
         months.update(months_in(extent))
+        lengths.add(len(months_in(extent)))
     return PlanSummary(
         jobs=len(table),
         tiles=table["tile_id"].nunique(),
         months=len(months),
         sensors=table["sentinel"].nunique(),
+        windows=len(windows),
+        window_months=lengths.pop() if len(lengths) == 1 else 0,
     )
