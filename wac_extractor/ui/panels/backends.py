@@ -85,8 +85,14 @@ class BackendPanel(SectionPanel):
         self.authcfg = QgsAuthConfigSelect(self)
         self.authcfg.setToolTip("User/password or client id/secret, kept in QGIS's encrypted authentication database")
         self.authcfg_label = QLabel("Credentials")
-        grid.addWidget(self.authcfg_label, 1, 0)
-        grid.addWidget(self.authcfg, 1, 1)
+        # The configuration picker under its label, over the whole width, its list shrinkable: beside the label
+        # it needed 345 px and clipped the dock's right column at 300 px (issue 24).
+        grid.addWidget(self.authcfg_label, 1, 0, 1, 2)
+        grid.addWidget(self.authcfg, 2, 0, 1, 2)
+        for combo in self.authcfg.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+            shrinkable(combo)
         grid.setColumnStretch(1, 1)
         layout.addLayout(grid)
         actions = QGridLayout()
