@@ -17,7 +17,7 @@ CODENAME := $(shell . /etc/os-release 2>/dev/null; echo $$VERSION_CODENAME)
 CONSTRAINTS := $(if $(wildcard constraints-$(CODENAME).txt),constraints-$(CODENAME).txt,constraints.txt)
 PIP_FLAGS := --disable-pip-version-check -q --prefer-binary -c $(CONSTRAINTS)
 PORT ?= 8765
-APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-venv xvfb imagemagick zip unzip
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal python3-venv xvfb xdotool imagemagick zip unzip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PLUGIN := wac_extractor
 VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
