@@ -11,7 +11,7 @@ from osgeo import gdal, osr
 from qgis.core import QgsPointXY, QgsProject
 
 from wac_extractor.core.results import mosaics as mosaics_module
-from wac_extractor.core.results.composites import TRUE_COLOUR, MonthComposite
+from wac_extractor.core.results.composites import TRUE_COLOUR, WindowComposite
 from wac_extractor.core.results.mosaics import MonthMosaics, planned_bounds
 from wac_extractor.qgis_glue.layers import ResultLoader
 
@@ -19,7 +19,7 @@ EPSG = 32631
 SIZE = 20  # pixels of 10 m: 200 m tiles
 
 
-def tile_raster(folder: Path, column: int, row: int, value: float, epsg: int = EPSG) -> MonthComposite:
+def tile_raster(folder: Path, column: int, row: int, value: float, epsg: int = EPSG) -> WindowComposite:
     """A three-band tile of ``value`` (NaN in its first column, as a masked edge), at grid cell (column, row)."""
     west, north = 600_000 + column * SIZE * 10, 5_600_000 - row * SIZE * 10
     path = folder / f"tile_{epsg}_{column}_{row}.tif"
@@ -35,7 +35,7 @@ def tile_raster(folder: Path, column: int, row: int, value: float, epsg: int = E
         dataset.GetRasterBand(band).SetNoDataValue(float("nan"))
         dataset.GetRasterBand(band).SetDescription(("B04", "B03", "B02")[band - 1])
     dataset = None
-    return MonthComposite(2, "2023-01", path, path, 1, TRUE_COLOUR)
+    return WindowComposite(2, "2023-01", path, path, 1, TRUE_COLOUR)
 
 
 def grid_of(columns: int, rows: int) -> dict:
@@ -94,7 +94,7 @@ def test_zones_and_styles_get_their_own_mosaics(tmp_path):
     mosaics = MonthMosaics(tmp_path / "mosaics")
     north = tile_raster(tmp_path, 0, 0, 1)
     other_zone = tile_raster(tmp_path, 0, 0, 2, epsg=32632)
-    ndvi = MonthComposite(2, "2023-01", north.path, north.path, 1, "ndvi_p50", 3)
+    ndvi = WindowComposite(2, "2023-01", north.path, north.path, 1, "ndvi_p50", 3)
     names = sorted(update.composite.path.name for update in mosaics.add([north, other_zone, ndvi]))
     assert names == ["S2_ndvi_p50_2023-01_3m_32631.vrt", "S2_true_colour_2023-01_1m_32631.vrt",
                      "S2_true_colour_2023-01_1m_32632.vrt"]  # fmt: skip
@@ -129,7 +129,7 @@ def test_the_mosaic_layer_shows_new_tiles_after_a_reload_and_keeps_its_style(tmp
     assert len(QgsProject.instance().mapLayers()) == 1
 
 
-def gradient_tile(folder: Path, column: int, row: int, number: int) -> MonthComposite:
+def gradient_tile(folder: Path, column: int, row: int, number: int) -> WindowComposite:
     """A tile whose every pixel differs (row x 100 + column + 10,000 x number; band b adds b), its first column NaN."""
     path = tile_raster(folder, column, row, 0).path
     dataset = gdal.Open(str(path), gdal.GA_Update)
@@ -138,7 +138,7 @@ def gradient_tile(folder: Path, column: int, row: int, number: int) -> MonthComp
     for band in (1, 2, 3):
         dataset.GetRasterBand(band).WriteArray(data + band)
     dataset = None
-    return MonthComposite(2, "2023-01", path, path, 1, TRUE_COLOUR)
+    return WindowComposite(2, "2023-01", path, path, 1, TRUE_COLOUR)
 
 
 def test_each_tile_lands_pixel_for_pixel_on_its_place_in_the_mosaic(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from qgis.PyQt.QtGui import QColor
 
 from ..core.jobs.tracker import TABLE
 from ..core.platform.hdf5_quiet import quiet_hdf5
-from ..core.results.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, MonthComposite
+from ..core.results.composites import NDVI_P50, S1_DB, S1_P50_DB, TRUE_COLOUR, TRUE_COLOUR_P50, WindowComposite
 from .job_rows import STATUS_COLOURS
 
 SENSOR_GROUPS = {1: "Sentinel-1", 2: "Sentinel-2"}
@@ -62,7 +62,7 @@ def _stretch(renderer: QgsMultiBandColorRenderer, layer: QgsRasterLayer, ranges)
         setter(enhancement)
 
 
-def style_composite(layer: QgsRasterLayer, composite: MonthComposite) -> None:
+def style_composite(layer: QgsRasterLayer, composite: WindowComposite) -> None:
     """Three-band colour with a fixed stretch, or NDVI on a green ramp; NaN/NoData stays transparent."""
     if composite.kind == NDVI_P50:
         ramp = QgsColorRampShader(NDVI_RAMP[0][0], NDVI_RAMP[-1][0])
@@ -82,7 +82,7 @@ def style_composite(layer: QgsRasterLayer, composite: MonthComposite) -> None:
     layer.setRenderer(renderer)
 
 
-def set_month(layer: QgsRasterLayer, composite: MonthComposite) -> None:
+def set_month(layer: QgsRasterLayer, composite: WindowComposite) -> None:
     """Give the layer its month as fixed temporal range, so the temporal controller animates months."""
     properties = layer.temporalProperties()
     properties.setIsActive(True)
@@ -104,7 +104,7 @@ def layer_path(layer: QgsMapLayer) -> Path:
     return Path(source[len(READ_ONLY_VRT) :] if source.startswith(READ_ONLY_VRT) else source)
 
 
-def composite_layer(composite: MonthComposite, name: str, read_only: bool = False) -> QgsRasterLayer:
+def composite_layer(composite: WindowComposite, name: str, read_only: bool = False) -> QgsRasterLayer:
     quiet_hdf5()  # opened in worker threads too
     source = f"{READ_ONLY_VRT}{composite.path}" if read_only else str(composite.path)
     layer = QgsRasterLayer(source, name, "gdal")
@@ -124,7 +124,7 @@ def _child_group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
     return group
 
 
-def mosaic_layer_name(composite: MonthComposite) -> str:
+def mosaic_layer_name(composite: WindowComposite) -> str:
     """``S2 2023-01 true colour UTM 31N``: the zone is in the mosaic's file name (``..._32631.vrt``)."""
     kind = "S2" if composite.sentinel == 2 else "S1"
     code = composite.path.stem.rsplit("_", 1)[-1]
@@ -222,7 +222,7 @@ class ResultLoader:
             self.refresh()
         self._timer.stop()
 
-    def add(self, composites: Iterable[Union[MonthComposite, Prepared]], tile_label: str) -> List[QgsRasterLayer]:
+    def add(self, composites: Iterable[Union[WindowComposite, Prepared]], tile_label: str) -> List[QgsRasterLayer]:
         """One tile's own composites under ``<run> / Tiles / <tile>`` (opened on demand).
 
         Items may be ``(composite, layer)`` pairs prepared off the UI thread (:func:`prepare_layers`):
@@ -242,10 +242,10 @@ class ResultLoader:
         return layers
 
 
-Prepared = Tuple[MonthComposite, QgsRasterLayer]
+Prepared = Tuple[WindowComposite, QgsRasterLayer]
 
 
-def prepare_layers(composites: Iterable[MonthComposite]) -> List[Prepared]:
+def prepare_layers(composites: Iterable[WindowComposite]) -> List[Prepared]:
     """Open and style composite layers in a worker thread, then hand them to the UI thread."""
     return [(composite, to_ui_thread(composite_layer(composite, composite.path.stem))) for composite in composites]
 

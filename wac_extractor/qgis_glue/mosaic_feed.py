@@ -10,7 +10,7 @@ from typing import Iterator, List, Optional, Tuple
 import pandas as pd
 from qgis.core import QgsRasterLayer
 
-from ..core.results.composites import MonthComposite, result_composites
+from ..core.results.composites import WindowComposite, result_composites
 from ..core.results.mosaics import MonthMosaics, MosaicUpdate, planned_bounds
 from .layers import composite_layer, mosaic_layer_name, to_ui_thread
 
@@ -21,7 +21,7 @@ _log = logging.getLogger(__name__)
 Shown = Tuple[MosaicUpdate, Optional[QgsRasterLayer]]
 
 
-def row_composites(row: pd.Series, output_dir: Path) -> List[MonthComposite]:
+def row_composites(row: pd.Series, output_dir: Path) -> List[WindowComposite]:
     """The composite VRTs of a finished job's results (written next to them)."""
     composites = []
     for relative in json.loads(row.get("result_files") or "[]"):

@@ -46,8 +46,8 @@ STYLE_LABELS = {
 
 
 @dataclass(frozen=True)
-class MonthComposite:
-    """One month (or a job's whole window of ``months``) of one result file, as a VRT."""
+class WindowComposite:
+    """One time window of one result file as a VRT: a month, or a job's whole window of ``months``."""
 
     sentinel: int
     month: str  # YYYY-MM, the first month of the period
@@ -148,7 +148,7 @@ def _band_xml(number: int, description: str, sources: str, derived: Optional[str
     )
 
 
-def month_composites(result: Path, sentinel: int, out_dir: Optional[Path] = None) -> List[MonthComposite]:
+def month_composites(result: Path, sentinel: int, out_dir: Optional[Path] = None) -> List[WindowComposite]:
     """Build one VRT per month of a result NetCDF (S2 true colour or S1 VV/VH/ratio)."""
     out_dir = out_dir or result.parent
     variables = S2_TRUE_COLOUR if int(sentinel) == 2 else S1_BANDS
@@ -163,7 +163,7 @@ def month_composites(result: Path, sentinel: int, out_dir: Optional[Path] = None
             name = f"S1_VV_VH_{month}.vrt"
         path = out_dir / name
         path.write_text(_vrt_xml(result, variables[0], bands))
-        composites.append(MonthComposite(int(sentinel), month, path, result, index))
+        composites.append(WindowComposite(int(sentinel), month, path, result, index))
     return composites
 
 
@@ -182,7 +182,7 @@ def _db_band(number: int, result: Path, variable: str) -> str:
 
 def lcfm_composites(
     result: Path, sentinel: int, temporal_extent: Sequence[str], out_dir: Optional[Path] = None
-) -> List[MonthComposite]:
+) -> List[WindowComposite]:
     """VRTs of an ``lcfm`` result: S2 true colour per month and P50 true colour and NDVI for the window;
     S1 VV/VH/VH_VV P50 in dB for the window."""
     from ..planning.timewindows import months_in
@@ -198,20 +198,20 @@ def lcfm_composites(
     if int(sentinel) == 1:
         bands = [_db_band(i + 1, result, f"{band}_P50") for i, band in enumerate(("VV", "VH", "VH_VV"))]
         path = _write(result, out_dir / f"S1_P50_dB_{first}_{count}m.vrt", "VV_P50", bands)
-        return [MonthComposite(1, first, path, result, 1, S1_P50_DB, count)]
+        return [WindowComposite(1, first, path, result, 1, S1_P50_DB, count)]
     composites = [
-        MonthComposite(2, month, vrt(f"S2_true_colour_{month}.vrt", [f"{b}_M{k}" for b in S2_TRUE_COLOUR]), result, 1)
+        WindowComposite(2, month, vrt(f"S2_true_colour_{month}.vrt", [f"{b}_M{k}" for b in S2_TRUE_COLOUR]), result, 1)
         for k, month in enumerate(months, start=1)
     ]
     window = f"{first}_{count}m"
     path = vrt(f"S2_true_colour_P50_{window}.vrt", [f"{b}_P50" for b in S2_TRUE_COLOUR])
-    composites.append(MonthComposite(2, first, path, result, 1, TRUE_COLOUR_P50, count))
+    composites.append(WindowComposite(2, first, path, result, 1, TRUE_COLOUR_P50, count))
     path = vrt(f"S2_NDVI_P50_{window}.vrt", ["NDVI_P50"])
-    composites.append(MonthComposite(2, first, path, result, 1, NDVI_P50, count))
+    composites.append(WindowComposite(2, first, path, result, 1, NDVI_P50, count))
     return composites
 
 
-def result_composites(result: Path, row) -> List[MonthComposite]:
+def result_composites(result: Path, row) -> List[WindowComposite]:
     """The composites of a job's result, by the row's recipe."""
     from ..recipes import row_recipe
     from ..recipes.process_graphs import decode_cell

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .composites import MonthComposite, _gdal
+from .composites import WindowComposite, _gdal
 
 Bounds = Tuple[float, float, float, float]  # west, south, east, north
 BLOCK_TILES = 64
@@ -47,7 +47,7 @@ class _Grid:
 
 @dataclass
 class _Mosaic:
-    composite: MonthComposite  # what the layer shows: sensor, period, style; ``path`` is the mosaic VRT
+    composite: WindowComposite  # what the layer shows: sensor, period, style; ``path`` is the mosaic VRT
     epsg: int
     grid: _Grid
     parts: List[str] = field(default_factory=list)  # the template around each band's sources
@@ -60,7 +60,7 @@ class _Mosaic:
 class MosaicUpdate:
     """A mosaic written anew: ``created`` the first time, ``regridded`` when its grid had to grow."""
 
-    composite: MonthComposite
+    composite: WindowComposite
     tiles: int
     created: bool = False
     regridded: bool = False
@@ -106,11 +106,11 @@ class MonthMosaics:
         self._mosaics: Dict[tuple, _Mosaic] = {}
         self._lock = threading.Lock()
 
-    def mosaics(self) -> List[MonthComposite]:
+    def mosaics(self) -> List[WindowComposite]:
         with self._lock:
             return [m.composite for m in self._mosaics.values()]
 
-    def add(self, composites: Iterable[MonthComposite]) -> List[MosaicUpdate]:
+    def add(self, composites: Iterable[WindowComposite]) -> List[MosaicUpdate]:
         """Place each composite in its mosaic (made on first use) and rewrite the mosaics that changed."""
         with self._lock:
             changed: Dict[tuple, MosaicUpdate] = {}
@@ -143,12 +143,12 @@ class MonthMosaics:
                 self._write(self._mosaics[key], dirty.get(key, set()))
             return list(changed.values())
 
-    def _new_mosaic(self, composite: MonthComposite, key: tuple, bounds: Bounds, x_res, y_res, epsg) -> _Mosaic:
+    def _new_mosaic(self, composite: WindowComposite, key: tuple, bounds: Bounds, x_res, y_res, epsg) -> _Mosaic:
         sentinel, month, kind, months, _ = key
         path = self.folder / f"S{sentinel}_{kind}_{month}_{months}m_{epsg}.vrt"
         grid_bounds = _union(self.planned.get(epsg, bounds), bounds)
         grid = _Grid(_snap(grid_bounds, (bounds[0], bounds[3]), x_res, y_res), x_res, y_res)
-        shown = MonthComposite(int(sentinel), month, path, path, 0, kind, months)
+        shown = WindowComposite(int(sentinel), month, path, path, 0, kind, months)
         mosaic = _Mosaic(shown, epsg, grid)
         self._template(mosaic, composite.path)
         return mosaic
