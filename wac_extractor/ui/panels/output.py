@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtGui import QFontMetrics
-from qgis.PyQt.QtWidgets import QDoubleSpinBox, QPlainTextEdit, QPushButton, QSpinBox, QWidget
+from qgis.PyQt.QtWidgets import QDoubleSpinBox, QLabel, QPlainTextEdit, QPushButton, QSpinBox, QWidget
 
 from ...core.jobs.job_options import DEFAULT_MEMORY, parse_options
 from ...definitions import settings
@@ -61,7 +61,9 @@ class OutputPanel(SectionPanel):
         fill = QPushButton("CDSE defaults", toolTip="Write CDSE's default memory options, to edit them")
         fill.clicked.connect(lambda: self.job_options.setPlainText(DEFAULTS_TEXT))
         shrinkable(fill)
-        self.form.addRow("Job options", self.job_options)
+        # Under its label, over the whole width: beside it, at 300 px, "executor-memoryOverhead" broke mid-word.
+        self.form.addRow(QLabel("Job options"))
+        self.form.addRow(self.job_options)
         self.form.addRow(fill)
         self.load_settings()
 
