@@ -60,7 +60,18 @@ class ResultFetcher:
         with self._lock:
             if index in self._downloads and not self._downloads[index].done():
                 return
-            self._downloads[index] = self._pool.submit(self._download, job, row)
+            self._downloads[index] = self._pool.submit(self._download_or_say_why, job, row)
+
+    def _download_or_say_why(self, job: BatchJob, row: pd.Series) -> None:
+        """A download thread's unexpected error would stay in its future, unseen: the row says it instead."""
+        try:
+            self._download(job, row)
+        except Exception as exc:  # noqa: BLE001 (anything: the job keeps its result on the backend)
+            _log.exception("download of job %s", job.job_id)
+            message = f"download failed: {type(exc).__name__}: {exc}"[:300]
+            self.tracker.update_row(row.name, result_status="failed", error_message=message,
+                                    **{CAUSE_COLUMN: DOWNLOAD})  # fmt: skip
+            self.emit(row.name, row, "download_failed", message=message)
 
     def busy(self) -> bool:
         with self._lock:
@@ -137,9 +148,10 @@ class ResultFetcher:
         connection = job.connection
         files = []
         for asset in job.get_results().get_assets():
-            target = job_dir / safe_asset_name(asset.key)
+            key = getattr(asset, "key", None) or asset.name  # openeo < 0.50 calls it name
+            target = job_dir / safe_asset_name(key)
             if not target.resolve().is_relative_to(job_dir.resolve()):
-                raise DownloadError(f"asset {asset.key!r} would be written outside {job_dir}; refused.")
+                raise DownloadError(f"asset {key!r} would be written outside {job_dir}; refused.")
             if same_origin(asset.href, connection.root_url):
                 stream_to_file(connection.session, asset.href, target, auth=connection.auth, stop=self.stop)
             else:  # never send our token to another host
