@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -134,7 +135,35 @@ def run_group(group: str) -> dict:
             "seconds": round(seconds), "measured_at": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}  # fmt: skip
 
 
+def kills(group: str) -> dict:
+    """Which current tests fail each survivor of the last run of ``group`` (its scratch copy).
+
+    Replays every recorded survivor (``MUTANT_UNDER_TEST``) in the group's last scratch copy, with the
+    tests copied afresh: how a new test is seen failing on the mutant it was written for.
+    """
+    mutants = SCRATCH / group / "mutants"
+    if not mutants.is_dir():
+        raise SystemExit(f"no scratch copy for {group}: run 'python -m bench.mutation {group}' first")
+    survivors = counts(SCRATCH / group)["survivors"]  # the last run of the group
+    shutil.copytree(REPO / "tests", mutants / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "artifacts", "conftest.py"))  # fmt: skip
+    tests = [t for t in GROUPS[group][1] if (REPO / t).exists()]
+    found = {}
+    for name in survivors:
+        command = ["nice", "-n", "19", sys.executable, "-m", "pytest", *PYTEST_ARGS, "-rf", "-x", "--no-header", *tests]
+        env = {**os.environ, "MUTANT_UNDER_TEST": name}
+        run = subprocess.run(command, cwd=mutants, env=env, capture_output=True, text=True)
+        failed = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("FAILED ")]
+        found[name] = failed
+        print(f"{name}: {', '.join(failed) or 'survives'}", flush=True)
+    return found
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--kills"]:
+        for group in argv[1:]:
+            kills(group)
+        return 0
     groups = argv or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:

@@ -230,3 +230,48 @@ def test_a_job_of_unknown_cost_starts_alone_and_only_while_credits_are_left():
     admitted, held = CreditCap(5).admit(nothing.iloc[:0], nothing)
     assert admitted.empty and held == 0
     assert CreditCap("7.5").max_credits == 7.5
+
+
+def stale(measures: JobMeasures, jobs: pd.DataFrame) -> pd.DataFrame:
+    """The jobs as measured once (10 km tiles), then with cells that would measure otherwise (1 km)."""
+    measures.of(jobs)
+    changed = jobs.copy()
+    changed["spatial_extent"] = [utm(km=1)] * len(changed)
+    return changed
+
+
+def test_the_report_and_the_cap_use_the_measures_they_are_given():
+    """A run measures each job once (10,000 jobs, every poll): the report and the cap must reuse that."""
+    measures = JobMeasures()
+    jobs = stale(measures, frame(job(status="finished", costs=10.0), job(status="running"), job(), job()))
+    report = credit_report(jobs, measures=measures)
+    assert report.projected_total == pytest.approx(40.0) and report.rates == {"lcfm S2": pytest.approx(10 / size())}
+    admitted, held = CreditCap(30.0, measures=measures).admit(jobs[jobs["status"] == "not_started"], jobs)
+    assert admitted.index.tolist() == [2] and held == 1  # 10 spent, 10 running, 10 left: one more job
+
+
+def test_figures_without_costs_column_estimates_only_or_tiny_jobs():
+    no_costs = pd.DataFrame([{k: v for k, v in job().items() if k != "costs"} for _ in range(3)])
+    report = credit_report(no_costs)
+    assert (report.spent, report.jobs_with_costs, report.without_estimate, report.held_by_cap) == (0.0, 0, 3, 0)
+    empty = credit_report(pd.DataFrame())
+    assert (empty.spent, empty.projected_total, empty.without_estimate) == (0.0, 0.0, 0)
+    assert JobMeasures().of(frame(job()).iloc[:0])[0].dtype == float
+    # costs as text that is not a number (a CSV tracker): no cost, not an error
+    text = frame(job(status="finished", costs="n/a"), job(status="finished", costs="4"))
+    assert credit_report(text).spent == 4.0
+    # an attempts cell that is a number: nothing to add
+    assert earlier_attempts_costs(frame(job(attempts=7.0), job(attempts=[{"costs": 1.0}]))) == 1.0
+    # a tiny job (1 km, one day: 0.03 km2·month) still gives a rate
+    tiny = job(costs=0.3, km=1, window=["2023-01-01", "2023-01-02"])
+    assert cost_rates(frame(tiny)) == {"lcfm S2": pytest.approx(0.3 / size(km=1, days=1))}
+
+
+def test_the_cap_spends_from_zero_before_any_cost_and_admits_an_unknown_job_with_little_left():
+    jobs, candidates = cap_frame(job(status="created", estimated_costs=10.0), job())
+    jobs = jobs.assign(status=["created", "not_started"])
+    admitted, held = CreditCap(20.0).admit(candidates, jobs)  # 0 spent, 10 projected running, 10 left
+    assert admitted.index.tolist() == [1] and held == 0
+    jobs, candidates = cap_frame(job(status="finished", costs=9.5), job(sentinel=1))
+    admitted, _ = CreditCap(10.0).admit(candidates, jobs)  # 0.5 left: the unknown job may learn the rate
+    assert admitted.index.tolist() == [1]
