@@ -6,6 +6,7 @@ tests/README.md lists the mutant each one was seen failing on.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -13,6 +14,7 @@ import shapely
 from pyproj import CRS
 from shapely.geometry import MultiPolygon, Point, box
 
+from wac_extractor.core.planning.job_table import PLAN_COLUMNS, PlanRequest, check_cloud_cover, job_table, parse_sensors
 from wac_extractor.core.planning.tiling import (
     Tile,
     TooManyJobsError,
@@ -27,6 +29,7 @@ from wac_extractor.core.planning.tiling import (
     utm_zone_of_longitude,
     validate_aoi,
 )
+from wac_extractor.core.planning.timewindows import add_months, month_windows, months_in
 
 NOT_FIT = (
     "AOI: its coordinates do not fit EPSG:4326 (latitude outside -90..90 or longitude outside -180..180); check "
@@ -206,3 +209,81 @@ def test_area_km2_adds_every_aoi():
     assert abs(area_km2([(km2, "EPSG:32631")]) - 1.0) < 1e-7
     assert abs(area_km2([(km2, "EPSG:32631"), (km2, "EPSG:32631")]) - 2.0) < 1e-7
     assert re.fullmatch(r"0\.0+", f"{area_km2([]):.3f}")
+
+
+# --- timewindows.py and job_table.py ---------------------------------------------------------------------------
+
+
+def test_months_added_into_december_and_the_default_window_of_3_months():
+    assert add_months(dt.date(2023, 11, 30), 1) == dt.date(2023, 12, 30)
+    assert add_months(dt.date(2023, 10, 31), 2) == dt.date(2023, 12, 31)
+    assert month_windows("2023-01-01", "2023-08-01")[:2] == [("2023-01-01", "2023-04-01"), ("2023-04-01", "2023-07-01")]
+
+
+def test_months_in_counts_a_month_touched_by_its_first_day():
+    assert months_in(("2023-01-15", "2023-03-02")) == ["2023-01", "2023-02", "2023-03"]
+
+
+NOT_A_DATE = "is not a date; use the form YYYY-MM-DD, e.g. 2023-01-01."
+NOT_MONTHS = "is not a positive whole number of months; use 1 or more."
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: month_windows("x", "2023-01-01"), f"start_date: 'x' {NOT_A_DATE}"),
+        (lambda: month_windows("2023-01-01", "y"), f"end_date: 'y' {NOT_A_DATE}"),
+        (lambda: months_in(("x", "2023-01-01")), f"temporal_extent[0]: 'x' {NOT_A_DATE}"),
+        (lambda: months_in(("2023-01-01", "y")), f"temporal_extent[1]: 'y' {NOT_A_DATE}"),
+        (lambda: month_windows("2023-01-01", "2023-02-01", True), f"window_months: True {NOT_MONTHS}"),
+        (lambda: month_windows("2023-01-01", "2023-02-01", 2.5), f"window_months: 2.5 {NOT_MONTHS}"),
+        (lambda: month_windows("2023-01-01", "2023-01-01"),
+         "end_date (2023-01-01) is not after start_date (2023-01-01): choose an end date after the start date."),
+    ],
+)  # fmt: skip
+def test_bad_dates_and_windows_name_the_field(call, message):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("sensor", ["S2", "Sentinel 2", " sentinel-2 "])
+def test_sensor_names_as_users_write_them(sensor):
+    assert parse_sensors([sensor]) == [2]
+
+
+def test_plan_request_messages_and_limits():
+    assert refusal(parse_sensors, []) == "sensors: no sensor chosen; choose Sentinel-1, Sentinel-2 or both."
+    assert refusal(check_cloud_cover, "a lot") == (
+        "max_cloud_cover: 'a lot' is not a number; use a percentage from 0 to 100."
+    )
+    assert [check_cloud_cover(v) for v in (0, 0.5, 100, "85.0", 85.5)] == [0, 0.5, 100, 85, 85.5]
+    assert type(check_cloud_cover(85.0)) is int and type(check_cloud_cover(85.5)) is float
+    today = dt.date.today().isoformat()
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    assert refusal(PlanRequest, today, "2999-01-01") == (
+        f"start_date: {today} is not in the past; there is no satellite data yet, choose a start date before today."
+    )
+    assert refusal(PlanRequest, tomorrow, "2999-01-01").startswith(f"start_date: {tomorrow} is not in the past")
+    for bad in (0, "5", 2.0):
+        assert refusal(PlanRequest, "2023-01-01", "2023-02-01", max_jobs=bad) == (
+            f"max_jobs: {bad!r} must be a whole number of at least 1."
+        )
+    assert PlanRequest("2023-01-01", "2023-02-01", max_jobs=1).max_jobs == 1
+
+
+def test_the_plan_keeps_the_recipe_titles_and_columns_and_its_maximum_exactly():
+    request = PlanRequest("2023-01-01", "2023-03-01", ["s1", "s2"], 85, 1, max_jobs=4, recipe="Monthly")
+    assert request.recipe == "monthly"
+    tiles = grid_tiles(600000, 5600000, "EPSG:32631", 10000, 0, 1, 1)
+    table = job_table(tiles, request)  # 1 tile x 2 windows x 2 sensors = 4 jobs = the maximum
+    assert list(table.columns) == PLAN_COLUMNS and set(table["recipe"]) == {"monthly"}
+    assert table["title"].tolist()[:2] == [
+        "S1 32631_600000_5600000 2023-01-01..2023-02-01", "S2 32631_600000_5600000 2023-01-01..2023-02-01"
+    ]  # fmt: skip
+    assert list(job_table([], request).columns) == PLAN_COLUMNS
+    two = grid_tiles(600000, 5600000, "EPSG:32631", 10000, 0, 1, 2)
+    assert refusal(job_table, two, request) == (
+        "the plan has 8 jobs (2 tiles x 2 windows x 2 sensors), more than the maximum of 4; use a smaller area, "
+        "larger tiles, longer windows, or raise the maximum."
+    )
