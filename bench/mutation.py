@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +41,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                   ["tests/test_planning.py", "tests/test_mutants_planning.py"]),
     "timewindows": (["wac_extractor/core/planning/timewindows.py"],
                     ["tests/test_planning.py", "tests/test_mutants_planning.py"]),
-    "mosaics": (["wac_extractor/core/results/mosaics.py"], ["tests/test_mosaics.py"]),
+    "mosaics": (["wac_extractor/core/results/mosaics.py"], ["tests/test_mosaics.py", "tests/test_mutants_mosaics.py"]),
     "recipes": (["wac_extractor/core/recipes/*.py"], ["tests/test_process_graphs.py"]),
     "tracker": (["wac_extractor/core/jobs/tracker.py"], ["tests/test_tracker.py"]),
 }  # fmt: skip
@@ -135,27 +134,42 @@ def run_group(group: str) -> dict:
             "seconds": round(seconds), "measured_at": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}  # fmt: skip
 
 
+# Run in the scratch copy's mutants/ folder: every survivor against the tests, in one process (pytest.main per
+# mutant; the trampolines mutmut wrote read MUTANT_UNDER_TEST at each call). Prints "mutant<TAB>failed tests" lines.
+REPLAY = """
+import os, sys, pytest
+names, tests, args = sys.argv[1].split(","), sys.argv[2].split(","), sys.argv[3].split(",")
+class Failed:
+    def __init__(self): self.ids = []
+    def pytest_runtest_logreport(self, report):
+        if report.failed: self.ids.append(report.nodeid.split("::", 1)[-1])
+for name in names:
+    os.environ["MUTANT_UNDER_TEST"] = name
+    failed = Failed()
+    pytest.main([*args, "-p", "no:terminal", *tests], plugins=[failed])
+    print(name + "\t" + " ".join(sorted(set(failed.ids))), file=sys.__stdout__, flush=True)
+"""
+
+
 def kills(group: str) -> dict:
     """Which current tests fail each survivor of the last run of ``group`` (its scratch copy).
 
-    Replays every recorded survivor (``MUTANT_UNDER_TEST``) in the group's last scratch copy, with the
-    tests copied afresh: how a new test is seen failing on the mutant it was written for.
+    Replays every survivor with the tests copied afresh into the scratch copy: how a new test is
+    seen failing on the mutant it was written for.
     """
     mutants = SCRATCH / group / "mutants"
     if not mutants.is_dir():
         raise SystemExit(f"no scratch copy for {group}: run 'python -m bench.mutation {group}' first")
-    survivors = counts(SCRATCH / group)["survivors"]  # the last run of the group
+    survivors = counts(SCRATCH / group)["survivors"]
     shutil.copytree(REPO / "tests", mutants / "tests", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "artifacts", "conftest.py"))  # fmt: skip
     tests = [t for t in GROUPS[group][1] if (REPO / t).exists()]
-    found = {}
+    command = ["nice", "-n", "19", sys.executable, "-c", REPLAY, ",".join(survivors), ",".join(tests),
+               ",".join(PYTEST_ARGS)]  # fmt: skip
+    run = subprocess.run(command, cwd=mutants, capture_output=True, text=True)
+    found = dict(line.split("\t", 1) for line in run.stdout.splitlines() if "\t" in line)
     for name in survivors:
-        command = ["nice", "-n", "19", sys.executable, "-m", "pytest", *PYTEST_ARGS, "-rf", "-x", "--no-header", *tests]
-        env = {**os.environ, "MUTANT_UNDER_TEST": name}
-        run = subprocess.run(command, cwd=mutants, env=env, capture_output=True, text=True)
-        failed = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("FAILED ")]
-        found[name] = failed
-        print(f"{name}: {', '.join(failed) or 'survives'}", flush=True)
+        print(f"{name}\t{found.get(name, '?') or 'survives'}", flush=True)
     return found
 
 
