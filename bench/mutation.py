@@ -135,7 +135,8 @@ def run_group(group: str) -> dict:
 
 
 # Run in the scratch copy's mutants/ folder: every survivor against the tests, in one process (pytest.main per
-# mutant; the trampolines mutmut wrote read MUTANT_UNDER_TEST at each call). Prints "mutant<TAB>failed tests" lines.
+# mutant; the trampolines mutmut wrote read MUTANT_UNDER_TEST at each call). Prints "@@replay<TAB>mutant<TAB>failed
+# tests" lines.
 REPLAY = """
 import os, sys, pytest
 names, tests, args = sys.argv[1].split(","), sys.argv[2].split(","), sys.argv[3].split(",")
@@ -146,8 +147,8 @@ class Failed:
 for name in names:
     os.environ["MUTANT_UNDER_TEST"] = name
     failed = Failed()
-    pytest.main([*args, "-p", "no:terminal", *tests], plugins=[failed])
-    print(name + "\t" + " ".join(sorted(set(failed.ids))), file=sys.__stdout__, flush=True)
+    pytest.main([*args, "-qq", *tests], plugins=[failed])
+    print("@@replay\\t" + name + "\\t" + " ".join(sorted(set(failed.ids))), flush=True)
 """
 
 
@@ -167,7 +168,7 @@ def kills(group: str) -> dict:
     command = ["nice", "-n", "19", sys.executable, "-c", REPLAY, ",".join(survivors), ",".join(tests),
                ",".join(PYTEST_ARGS)]  # fmt: skip
     run = subprocess.run(command, cwd=mutants, capture_output=True, text=True)
-    found = dict(line.split("\t", 1) for line in run.stdout.splitlines() if "\t" in line)
+    found = dict(line.split("\t")[1:] for line in run.stdout.splitlines() if line.startswith("@@replay\t"))
     for name in survivors:
         print(f"{name}\t{found.get(name, '?') or 'survives'}", flush=True)
     return found

@@ -49,6 +49,7 @@ def test_a_readme_without_a_block_is_refused(results):
 def test_the_mutation_table_is_that_of_mutation_json(results):
     changed = copy.deepcopy(results)
     group = next(iter(changed["mutation"]["groups"].values()))
-    group["killed"], group["survived"], group["timeout"] = group["mutants"] - group["no_tests"] - 1, 1, 0
+    group["killed"], group["timeout"], group["survived"] = group["mutants"] - group["no_tests"] - 1, 0, 1
+    group.pop("replay", None)
     before, after = report.render(results)["mutation"], report.render(changed)["mutation"]
-    assert after != before and f"| {group['mutants'] - group['no_tests'] - 1} | 1 | 0 |" in after
+    assert after != before and f"| {group['mutants'] - group['no_tests'] - 1} | 0 | 1 |" in after
