@@ -24,7 +24,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup apt test lint backend demo zip deploy bench clean
+.PHONY: help setup apt test lint backend demo zip deploy bench mutation clean
 
 help:
 	@echo "make setup   install QGIS (apt), the dev venv and the local-backend venv"
@@ -33,6 +33,7 @@ help:
 	@echo "make backend run the local openEO backend on 127.0.0.1:\$${PORT:-8765} (user demo, password demo)"
 	@echo "make demo    offline demo against the local backend"
 	@echo "make zip     build $(PLUGIN).zip;  make deploy  install it into a QGIS profile"
+	@echo "make mutation  mutation score of the key modules (bench/mutation.py, slow; MUTATION=\"credits\" for one)"
 
 setup: apt $(VENV)/.installed $(BACKEND_VENV)/.installed $(OLDEST_VENV)/.installed
 
@@ -124,6 +125,11 @@ deploy: zip
 # make bench: every section (~30 min); make bench BENCH="ui layers": only those, updated in bench/results.json
 bench:
 	$(PY) -m bench.run $(BENCH)
+
+# make mutation: mutmut over the modules of issue 26 with their fast tests (bench/README.md, "Mutation score"); never
+# part of make test. MUTATION="credits tracker" runs only those groups; updates bench/mutation.json and the table.
+mutation:
+	$(PY) -m bench.mutation $(MUTATION)
 
 clean:
 	rm -rf build $(PLUGIN).zip .pytest_cache tests/artifacts

@@ -1,4 +1,4 @@
-"""bench/README.md's tables, generated from bench/results.json (one source for every figure).
+"""bench/README.md's tables, generated from bench/results.json and bench/mutation.json (one source per figure).
 
 ``make bench`` calls this after measuring; ``python -m bench.report`` regenerates the tables alone.
 Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in the README; the
@@ -14,6 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
+MUTATION = HERE / "mutation.json"  # make mutation (bench/mutation.py)
 README = HERE / "README.md"
 
 
@@ -202,8 +203,46 @@ def ui(results: dict) -> str:
     ])  # fmt: skip
 
 
+def mutation(results: dict) -> str:
+    section = results["mutation"]
+    groups = section["groups"]
+    rows = []
+    for entry in groups.values():
+        reached = entry["mutants"] - entry["no_tests"]
+        later = entry.get("replay", {}).get("killed", 0)
+        rows.append([
+            ", ".join(f"`{m.removeprefix('wac_extractor/')}`" for m in entry["modules"]),
+            entry["mutants"], entry["no_tests"], entry["killed"], entry["timeout"], entry["survived"],
+            f"{100 * entry['killed'] / reached:.0f} %" if reached else "n/a",
+            later, entry["survived"] - later,
+            f"**{100 * (entry['killed'] + later) / reached:.0f} %**" if reached else "n/a",
+            f"{100 * (entry['killed'] + later) / entry['mutants']:.0f} %", duration(entry["seconds"]),
+        ])  # fmt: skip
+    dates = sorted(entry["measured_at"] for entry in groups.values())
+    replays = sorted({entry["replay"]["at"] for entry in groups.values() if "replay" in entry})
+    total = sum(entry["seconds"] for entry in groups.values())
+    return "\n\n".join([
+        f"*Measured {dates[0]} .. {dates[-1]}; {section['tool']}, 1 run per module under `nice -n 19` on the "
+        f"shared 2-core VM; survivors replayed against the new tests {', '.join(replays) or 'never'}.*",
+        table(["module", "mutants", "no test reaches it", "killed (run)", "timeout", "survived (run)",
+               "killed of reached (run)", "killed since by new tests (replayed)", "surviving now",
+               "killed of reached now", "killed of all now", "run time"], rows),
+        f"All modules: {sum(e['mutants'] for e in groups.values()):,} mutants in {duration(total)} "
+        f"({total / 60:.0f} min). *killed (run)* is mutmut's own run; *killed since* are that run's survivors "
+        f"that the tests written afterwards fail (`python -m bench.mutation --kills GROUP`), not yet a new run.",
+    ])  # fmt: skip
+
+
 SECTIONS = {"recipe": recipe, "planning": planning, "tracker": tracker, "layers": layers, "mosaics": mosaics,
-            "scheduling": scheduling, "ui": ui, "sampling": sampling}  # fmt: skip
+            "scheduling": scheduling, "ui": ui, "sampling": sampling, "mutation": mutation}  # fmt: skip
+
+
+def load() -> dict:
+    """results.json, with mutation.json (written by ``make mutation``) under ``"mutation"``."""
+    results = json.loads(RESULTS.read_text())
+    if MUTATION.exists():
+        results["mutation"] = json.loads(MUTATION.read_text())
+    return results
 
 
 def render(results: dict) -> dict:
@@ -228,8 +267,8 @@ def update(readme: str, blocks: dict) -> str:
 
 
 def main() -> int:
-    README.write_text(update(README.read_text(), render(json.loads(RESULTS.read_text()))))
-    print(f"{README} regenerated from {RESULTS}")
+    README.write_text(update(README.read_text(), render(load())))
+    print(f"{README} regenerated from {RESULTS} and {MUTATION}")
     return 0
 
 

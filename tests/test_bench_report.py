@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 
 from bench import report
 
-SECTIONS = ["recipe", "planning", "tracker", "layers", "mosaics", "scheduling", "ui"]
+SECTIONS = ["recipe", "planning", "tracker", "layers", "mosaics", "scheduling", "ui", "sampling", "mutation"]
 
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    return json.loads(report.RESULTS.read_text())
+    return report.load()
 
 
 def test_readme_tables_are_those_of_results_json(results):
@@ -45,3 +44,12 @@ def test_a_changed_figure_changes_its_table(results):
 def test_a_readme_without_a_block_is_refused(results):
     with pytest.raises(ValueError, match=r"has no <!-- bench:planning --> block"):
         report.update("# Benchmarks\n<!-- bench:recipe -->\n<!-- /bench:recipe -->\n", report.render(results))
+
+
+def test_the_mutation_table_is_that_of_mutation_json(results):
+    changed = copy.deepcopy(results)
+    group = next(iter(changed["mutation"]["groups"].values()))
+    group["killed"], group["timeout"], group["survived"] = group["mutants"] - group["no_tests"] - 1, 0, 1
+    group.pop("replay", None)
+    before, after = report.render(results)["mutation"], report.render(changed)["mutation"]
+    assert after != before and f"| {group['mutants'] - group['no_tests'] - 1} | 0 | 1 |" in after
