@@ -15,6 +15,28 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 BACKEND_PYTHON = REPO / ".venv-backend" / "bin" / "python"
+_PROVIDERS = []  # every provider registered by a test stays referenced: QGIS keeps using it, sip would drop it
+
+
+def fresh_processing_provider():
+    """The plugin's Processing provider, registered anew for the calling test module.
+
+    A provider left by another module (its Python side possibly collected) failed its algorithms with
+    "Error creating algorithm from createInstance()" when the whole suite ran in one process.
+    """
+    from processing.core.Processing import Processing
+    from qgis.core import QgsApplication
+
+    from wac_extractor.processing.provider import WacProcessingProvider
+
+    Processing.initialize()
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("wac_extractor") is not None:
+        registry.removeProvider("wac_extractor")
+    provider = WacProcessingProvider()
+    registry.addProvider(provider)
+    _PROVIDERS.append(provider)
+    return registry
 
 
 class LocalBackend:

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from qgis.core import (
-    QgsApplication,
     QgsFeature,
     QgsGeometry,
     QgsProcessingContext,
@@ -20,26 +19,16 @@ from qgis.core import (
 from wac_extractor.core.jobs.downloads import ResultFetcher
 from wac_extractor.core.jobs.tracker import open_tracker
 from wac_extractor.core.platform.priority import BACKGROUND_NICE
-from wac_extractor.processing.provider import WacProcessingProvider
 from wac_extractor.ui.job_model import STATUS_COLOURS
 
-from .conftest import daemon_thread, niceness
+from .conftest import daemon_thread, fresh_processing_provider, niceness
 
 NOTEBOOK_WINDOWS = [(664000, 5611120), (664000, 5631120), (684000, 5611120), (684000, 5631120)]
 
 
 @pytest.fixture(scope="module")
 def algorithm(qgis_app):
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    registry = QgsApplication.processingRegistry()
-    provider = registry.providerById("wac_extractor")
-    if provider is None:
-        provider = WacProcessingProvider()  # referenced below while the tests run, or sip drops it
-        registry.addProvider(provider)
-    yield registry.algorithmById("wac_extractor:extract")
-    del provider
+    return fresh_processing_provider().algorithmById("wac_extractor:extract")
 
 
 def windows_layer() -> QgsVectorLayer:

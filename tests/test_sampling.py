@@ -254,17 +254,10 @@ def test_the_window_is_in_the_column_name_only_when_the_run_has_several():
 
 def test_processing_writes_the_same_table_as_the_cli(runs, tmp_path, qgis_app):
     import processing
-    from processing.core.Processing import Processing
-    from qgis.core import QgsApplication
 
-    from wac_extractor.processing.provider import WacProcessingProvider
+    from .conftest import fresh_processing_provider
 
-    Processing.initialize()
-    registry = QgsApplication.processingRegistry()
-    provider = registry.providerById("wac_extractor")
-    if provider is None:
-        provider = WacProcessingProvider()
-        registry.addProvider(provider)
+    fresh_processing_provider()
     tracker, _ = runs["lcfm"]
     fields = [box(711100, 5609100, 711300, 5609300), box(712150, 5609700, 712400, 5609900)]
     features = write_features(tmp_path / "f.gpkg", fields)
