@@ -440,6 +440,10 @@ class CsvTracker(CsvJobDatabase):
 
     def persist(self, df: pd.DataFrame) -> None:
         with self._lock:
+            if self.path.exists():  # openeo < 0.50 merges known columns only: add the runner's new ones first
+                frame = self.df
+                for column in df.columns.difference(frame.columns):
+                    frame[column] = pd.Series(None, index=frame.index, dtype=object)
             merge_into_csv_frame(self, df)
             self._write()
 
