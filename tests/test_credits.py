@@ -110,6 +110,17 @@ def test_a_projection_over_the_remaining_budget_is_warned_once(backend, tmp_path
     assert progress[0].credits.budget_left == pytest.approx(2.0)
 
 
+def test_the_budget_left_is_read_again_from_the_backend_as_jobs_end(backend, tmp_path):
+    """Issue 24: "budget left 1,000.0" stayed after 159.7 credits were spent (the backend said 840.3)."""
+    tracker = create_tracker(tmp_path / "jobs.gpkg", s1_grid(2, 2))
+    progress = []
+    make_runner(tracker, tmp_path / "out", backend.url, on_progress=progress.append).run()
+    spent = pd.to_numeric(tracker.read()["costs"]).sum()
+    assert progress[0].credits.budget_left == pytest.approx(1000.0)
+    assert spent == pytest.approx(4 * ONE_JOB, abs=0.01)
+    assert progress[-1].credits.budget_left == pytest.approx(1000.0 - spent, abs=0.01)
+
+
 def test_invalid_caps_say_what_to_change(backend, tmp_path):
     tracker = create_tracker(tmp_path / "jobs.gpkg", s1_grid(1, 1))
     with pytest.raises(ValueError, match="max credits: -1 is not a cap"):

@@ -136,7 +136,7 @@ def test_draw_a_rectangle_preview_and_run(backend, tmp_path, qgis_iface, qgis_ca
     assert '"method": "basic"' in saved["wac_extractor/backends"]
     assert not any("password" in key for key in saved) and "demo" not in str(saved)
     dock.grab().save(str(ARTIFACTS / "dock_after_run.png"))
-    dock.widget().verticalScrollBar().setValue(10_000)
+    dock.scroll.verticalScrollBar().setValue(10_000)
     dock.grab().save(str(ARTIFACTS / "dock_after_run_jobs.png"))
     dock.resize(300, 900)
     QApplication.processEvents()

@@ -65,7 +65,7 @@ def test_failures_are_shown_by_cause_in_the_dock(dock, backend, qtbot):
     dock.output_panel.reruns.setValue(0)
     dock.run_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
-    assert dock.run_panel.failures.text() == f"{jobs} failed: {jobs} out of memory, re-run with more memory"
+    assert dock.run_controls.failures.text() == f"{jobs} failed: {jobs} out of memory, re-run with more memory"
     messages = [dock.model.item(row, dock.model.columnCount() - 1).text() for row in range(jobs)]
     assert all(message.startswith("out of memory: ") for message in messages)
 

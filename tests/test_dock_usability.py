@@ -23,7 +23,7 @@ def test_the_wheel_over_an_unfocused_field_scrolls_the_dock_and_changes_nothing(
     dock.resize(300, 400)  # shorter than its contents: the dock scrolls
     dock.show()
     qtbot.waitExposed(dock)
-    scroll = dock.widget()
+    scroll = dock.scroll
     assert isinstance(scroll, QScrollArea) and scroll.verticalScrollBar().maximum() > 0
     before = (dock.cloud.value(), dock.window_months.value(), dock.recipe.currentIndex())
     for field in (dock.cloud, dock.window_months, dock.recipe):

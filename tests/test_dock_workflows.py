@@ -225,7 +225,7 @@ def test_double_click_on_a_failed_job_shows_its_log(dock, backend, qtbot):
     qtbot.waitUntil(lambda: dock.task is None, timeout=60_000)
     row = next(r for r in range(dock.model.rowCount()) if dock.model.job(r)["status"] == "error")
     job_id = dock.model.job(row)["id"]
-    dock.widget().ensureWidgetVisible(dock.table)  # the table sits at the bottom of the scrolling form
+    dock.scroll.ensureWidgetVisible(dock.table)  # the table sits at the bottom of the scrolling form
     dock.table.scrollTo(dock.model.index(row, 0))
     QApplication.processEvents()
     cell = dock.table.visualRect(dock.model.index(row, 0)).center()

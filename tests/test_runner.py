@@ -18,6 +18,7 @@ import pytest
 from osgeo import gdal, osr
 
 from wac_extractor.core.backends.signin import connect
+from wac_extractor.core.jobs.downloads import result_folder_name
 from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
 from wac_extractor.core.jobs.tracker import CsvTracker, create_tracker, open_tracker
 from wac_extractor.core.platform.priority import call_in_background_thread
@@ -238,7 +239,7 @@ def test_failed_job_is_marked_error_with_its_log(backend, tmp_path):
     assert "synthetic processing error" in failed["error_message"]
     log = json.loads((tmp_path / "jobs_logs" / f"{failed['id']}.json").read_text())
     assert log and log[-1]["level"] == "error"
-    assert not (tmp_path / "out" / failed["id"] / "openEO.nc").exists()
+    assert not list((tmp_path / "out").glob(f"*{failed['id']}/*.nc"))
 
 
 def test_a_job_stuck_in_queued_is_cancelled_and_marked_error_with_the_reason(backend, tmp_path):
@@ -391,7 +392,8 @@ def test_hostile_asset_names_served_by_a_backend_never_leave_the_job_folder(back
     tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:1])
     summary = make_runner(tracker, tmp_path / "out", backend.url).run()
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".nc", ".part")]
-    job_folder = tmp_path / "out" / tracker.read().iloc[0]["id"]
+    row = tracker.read().iloc[0]
+    job_folder = tmp_path / "out" / result_folder_name(row, row["id"])
     assert all(p.parent == job_folder for p in written)
     if key == "..":
         assert summary.downloads_failed == 1 and not written

@@ -80,8 +80,8 @@ def state():
         if dock is not None else [],
         "bar": [(w.title(), w.text()) for w in bar.items()],
         "progress": dock.progress.text() if dock is not None else "",
-        "failures": dock.run_panel.failures.text() if dock is not None else "",
-        "failures_visible": dock.run_panel.failures.isVisible() if dock is not None else False,
+        "failures": dock.run_controls.failures.text() if dock is not None else "",
+        "failures_visible": dock.run_controls.failures.isVisible() if dock is not None else False,
         "credits": dock.credits.text() if dock is not None else "",
         "summary": dock.summary.text() if dock is not None else "",
         "problem": dock.problem.text() if dock is not None else "",
@@ -136,12 +136,12 @@ def corners():
 
 def scroll_to(widget):
     # vertically only, as a user scrolls the dock; the dock has no horizontal scroll bar
-    scroll = dock.widget()
+    scroll = dock.scroll
     scroll.ensureWidgetVisible(widget, 10, 10)
     scroll.horizontalScrollBar().setValue(0)
 
 def widths():
-    scroll = dock.widget()
+    scroll = dock.scroll
     body = scroll.widget()
     out = {{"viewport": scroll.viewport().width(), "body": body.width(),
            "body_min_hint": body.minimumSizeHint().width(),
@@ -174,7 +174,7 @@ def prepare_failures():
     dock.update_preview()
 
 def run_bottom():
-    scroll = dock.widget()
+    scroll = dock.scroll
     scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
     scroll.horizontalScrollBar().setValue(0)
 

@@ -60,8 +60,14 @@ RERUNS = Setting("reruns", int, 2)  # more attempts for a job the backend lost
 CREDIT_BALANCE = Setting("credit_balance", float, 0.0)  # typed by the user where the backend reports none
 # Run
 CANCEL_REMOTE = Setting("cancel_remote", bool, False)
+JOB_COLUMNS = Setting("job_columns", str, "Status,Sensor,Tile,Window,Credits")  # the job table's shown columns
 # Backends: a JSON list of URLs, methods and auth-configuration ids (never a secret)
 BACKENDS = Setting("backends", str, "[]")
+
+
+def section_collapsed(section: str) -> Setting:
+    """Whether a section of the dock was left collapsed (saved as it changes, read when the dock opens)."""
+    return Setting(f"collapsed/{section}", bool, False)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""The WAC Extractor dock: wires its panels (AOIs, time and recipe, backends, output, run) to the task and the map.
+"""The WAC Extractor dock: wires its panels (AOIs, time and recipe, backends, output, jobs) to the task and the map.
 
 Each panel owns its widgets, settings and validation (``panels/``); ``RunMap`` puts a run on the map
-and in the project. The dock keeps the run's state (plan, task, tracker), previews the plan and
-starts, cancels and ends runs.
+and in the project; ``RunOpener`` shows an existing tracker. The dock keeps the run's state (plan,
+task, tracker), previews the plan and starts, cancels and ends runs. Run, Cancel, the progress and
+the credits (``RunControls``) sit under the scrolled sections, always in view.
 """
 
 from __future__ import annotations
@@ -11,27 +12,30 @@ import threading
 from pathlib import Path
 from typing import Dict, Optional
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject
 from qgis.gui import QgsDockWidget
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import Qt, QTimer, pyqtSlot
-from qgis.PyQt.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QFileDialog, QScrollArea, QVBoxLayout, QWidget
 
 from ..core.jobs.backend_spec import check_writable
-from ..core.jobs.credits import credit_report
-from ..core.jobs.progress import result_counts
+from ..core.jobs.opened_run import RunState
+from ..core.jobs.progress import progress_of, result_counts
 from ..core.jobs.run_setup import RunOptions
 from ..core.jobs.tracker import TrackerError, open_tracker
 from ..core.planning.job_table import plan_aois, summarize
 from ..core.planning.tiling import area_km2
 from ..definitions import LOG_TAG
 from ..qgis_glue.task import ExtractionTask
+from .credits_line import CreditsLine
 from .panels.aoi import AoiPanel
 from .panels.backends import BackendPanel
 from .panels.output import OutputPanel
 from .panels.run import RunPanel
+from .panels.run_controls import RunControls
 from .panels.time_recipe import TimeRecipePanel
 from .run_map import RunMap
+from .run_opener import TRACKER_SUFFIXES, RunOpener
 from .wheel_guard import WheelGuard, guard_wheel
 
 HOUR_SECONDS = 3600  # the unit of "Max. time queued"
@@ -44,8 +48,9 @@ SHARED_NAMES = {
     "time_panel": ("start_date", "end_date", "window_months", "recipe", "s1", "s2", "cloud", "cloud_label", "tile_km",
                    "request"),
     "output_panel": ("output", "tracker_file", "max_queued", "max_credits", "job_budget"),
-    "run_panel": ("summary", "problem", "run_button", "cancel_button", "cancel_remote", "progress", "credits", "model",
-                  "table", "job_menu", "retry_job", "job_log_text", "show_job_log"),
+    "run_controls": ("summary", "problem", "run_button", "cancel_button", "cancel_remote", "progress", "credits",
+                     "open_run_button", "outcome", "open_folder"),
+    "run_panel": ("model", "table", "job_menu", "retry_job", "job_log_text", "show_job_log"),
     "run_map": ("tile_action", "zoom_to_job", "open_tile_layers", "open_tile_layers_of", "add_band_layers"),
 }  # fmt: skip
 
@@ -63,8 +68,16 @@ class WacDock(QgsDockWidget):
         self.plan = None
         self.task: Optional[ExtractionTask] = None
         self.tracker = None
-        self._budget_warned = False  # a projection over the budget is said once per run
+        self._last_progress = None
         self._build()
+        self.opener = RunOpener(self, self.result_folders, parent=self)
+        self.opener.opened.connect(self.on_opened)
+        self.opener.failed.connect(lambda message: self._show_problem(message))
+        self.run_controls.open_run_requested.connect(self.choose_run)
+        self.tracker_file.fileChanged.connect(self.open_run_at_field)
+        QgsProject.instance().cleared.connect(self.opener.forget)
+        QgsProject.instance().readProject.connect(lambda *args: self.open_run_at_field())
+        self.setAcceptDrops(True)  # a tracker dropped on the dock opens
         self.preview_timer = QTimer(self, singleShot=True, interval=300, timeout=self.update_preview)
         for panel in (self.aoi_panel, self.time_panel, self.backends):
             panel.changed.connect(self.schedule_preview)
@@ -75,24 +88,34 @@ class WacDock(QgsDockWidget):
         self.run_panel.bands_requested.connect(self.run_map.add_band_layers)
         self.run_panel.job_reset.connect(self._job_reset)
         self.update_preview()
+        QTimer.singleShot(0, self.open_run_at_field)  # after a restart: the tracker of the settings, shown
 
     def _build(self) -> None:
         self.aoi_panel = AoiPanel(self.iface)
         self.time_panel = TimeRecipePanel()
         self.backends = BackendPanel()
         self.output_panel = OutputPanel()
-        self.run_panel = RunPanel(self.problem_fields)
-        self.panels = (self.aoi_panel, self.time_panel, self.backends, self.output_panel, self.run_panel)
+        self.run_panel = RunPanel()
+        self.run_controls = RunControls(self.problem_fields)
+        self.panels = (self.aoi_panel, self.time_panel, self.backends, self.output_panel, self.run_panel,
+                       self.run_controls)  # fmt: skip
         body = QWidget()
         layout = QVBoxLayout(body)
-        for panel in self.panels:
+        for panel in self.panels[:-1]:
             layout.addWidget(panel, 1 if panel is self.run_panel else 0)  # the job table takes the height left
-        scroll = QScrollArea(widgetResizable=True)
+        self.scroll = scroll = QScrollArea(widgetResizable=True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
-        self.setWidget(scroll)
+        outer = QWidget()
+        column = QVBoxLayout(outer)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(scroll, 1)
+        column.addWidget(self.run_controls)  # outside the scroll: always in view
+        self.setWidget(outer)
         self.wheel_guard = WheelGuard(self)
-        guard_wheel(body, self.wheel_guard)
+        guard_wheel(outer, self.wheel_guard)
+        self.credits_line = CreditsLine(self.iface, self.backends, self.output_panel, self.run_controls,
+                                        running=lambda: self.task is not None)  # fmt: skip
         self.run_map = RunMap(self.iface, self.run_panel.model, self.output_panel.output.filePath, parent=self)
         for part, names in SHARED_NAMES.items():
             for name in names:
@@ -117,7 +140,9 @@ class WacDock(QgsDockWidget):
         return fields
 
     def _show_problem(self, problem: str, summary: str = "") -> None:
-        self.run_panel.show_problem(problem, summary, running=self.task is not None)
+        state = self.opener.state if self.opener.is_open(self.tracker_file.filePath()) else None
+        can_run = state is None or state.work_left > 0
+        self.run_controls.show_problem(problem, summary, running=self.task is not None, can_run=can_run)
 
     # --- preview -------------------------------------------------------------------------------
     def schedule_preview(self, *args) -> None:
@@ -134,8 +159,11 @@ class WacDock(QgsDockWidget):
         self.plan = None
         tracker_path = self.tracker_file.filePath()
         if tracker_path and Path(tracker_path).exists():
+            if not self.opener.is_open(tracker_path) or self.opener.state is None:
+                return self._show_problem("", summary=f"Opening {Path(tracker_path).name}…")
             self.show_tracker_credits(tracker_path)
-            return self._show_problem("", summary=f"Existing tracker: Run resumes {Path(tracker_path).name}.")
+            name, state = Path(tracker_path).name, self.opener.state
+            return self._show_problem("", summary=f"{name}: {state.text()}")
         try:
             aois = self.aoi_panel.shapely_aois()
             self.plan = plan_aois(self.time_panel.request(), aois, tile_size=self.time_panel.tile_size_m())
@@ -144,43 +172,13 @@ class WacDock(QgsDockWidget):
             return self._show_problem(str(exc))
         self.aoi_panel.show_tiles(self.plan)
         self._show_problem("", summary=f"{summarize(self.plan)}; AOIs {area_km2(aois):,.1f} km².")
-        self.run_panel.show_credits_note("no estimate yet (the first jobs' costs, or the backend's estimate, give one)")
+        self.run_controls.show_credits_note("no estimate yet (the first jobs' costs, or the backend's estimate)")
 
     def show_tracker_credits(self, tracker_path: str) -> None:
-        """Before resuming: what the tracker's jobs cost so far and what the rest is projected to cost."""
-        try:
-            report = credit_report(open_tracker(tracker_path).snapshot())
-        except (TrackerError, OSError, ValueError, KeyError) as exc:
-            self.credits.setText(f"Credits: the tracker cannot be read ({exc})")
-            return
-        budgets = [r.budget for url, r in self.backends.reports.items() if r.budget is not None]
-        report.budget_left = sum(budgets) if budgets else None  # known after Test connection
-        report.cap = self.output_panel.credit_cap()
-        if getattr(self, "_budget_checked_for", None) != (tracker_path, report.budget_left):
-            self._budget_checked_for = (tracker_path, report.budget_left)
-            self._budget_warned = False  # warned before Run, once per tracker and budget
-        self.show_credits(report)
+        self.credits_line.show_for_tracker(tracker_path)
 
     def show_credits(self, report) -> None:
-        """The run's credits under the progress bar; a projection over the budget is said once, in the bar.
-
-        Where the backend reports no budget (CDSE), the balance the user typed, less what this run spent."""
-        balance = self.output_panel.balance()
-        if report is not None and report.budget_left is None and balance is not None:
-            if self.task is not None and getattr(self, "_spent_at_start", None) is None:
-                self._spent_at_start = report.spent
-            spent_now = report.spent - (self._spent_at_start if self.task is not None else report.spent)
-            report.budget_left = balance - max(0.0, spent_now)
-        self.run_panel.show_credits(report)
-        if report is not None and report.over_budget and not self._budget_warned:
-            self._budget_warned = True
-            self.iface.messageBar().pushMessage(
-                LOG_TAG,
-                f"This run is projected to need {report.projected_total - report.spent:,.1f} more credits, "
-                f"more than the {report.budget_left:,.1f} left in your budget: set a credit cap, or cancel.",
-                Qgis.MessageLevel.Warning,
-                0,
-            )
+        self.credits_line.show(report)
 
     # --- run -----------------------------------------------------------------------------------
     def start_run(self) -> None:
@@ -212,11 +210,11 @@ class WacDock(QgsDockWidget):
         self.tracker_file.setFilePath(tracker_path)
         self.model.set_tracker(tracker, refresh=False)  # the task sends the jobs as soon as it has read them
         self.run_map.start(tracker, tracker_path)
+        self.opener.shown_by_run(tracker_path)
         max_queued = self.max_queued.value() * HOUR_SECONDS or None
-        self._budget_warned = False
+        self.credits_line.run_started()
         options = RunOptions(5.0, max_queued, self.output_panel.credit_cap(), self.output_panel.job_budget_credits(),
                              job_options, self.output_panel.reruns.value())  # fmt: skip
-        self._spent_at_start = None  # the first report of the run gives it (no tracker read on the UI thread)
         self.task = ExtractionTask(f"WAC Extractor: {Path(tracker_path).name}", tracker, Path(output), backends,
                                    options, plan=plan)  # fmt: skip
         self.task.tracker_ready.connect(self.on_tracker_ready)
@@ -225,7 +223,7 @@ class WacDock(QgsDockWidget):
         self.task.run_finished.connect(self.on_finished)
         self.task.run_failed.connect(self.on_failed)
         self.task.job_event.connect(self.on_job_event)
-        self.run_panel.set_running(True)
+        self.run_controls.set_running(True)
         self.update_preview()
         QgsApplication.taskManager().addTask(self.task)
 
@@ -241,7 +239,8 @@ class WacDock(QgsDockWidget):
 
     @pyqtSlot(object, object, object, object)
     def on_progress(self, progress, jobs, rows, columns) -> None:
-        self.run_panel.show_progress(progress)
+        self._last_progress = progress
+        self.run_controls.show_progress(progress)
         changed = self.model.set_jobs(jobs, rows, columns)
         self.show_credits(progress.credits)
         self.backends.run_signed_in()
@@ -260,6 +259,9 @@ class WacDock(QgsDockWidget):
 
     def _job_reset(self) -> None:
         if self.task is None:  # Retry outside a run: the preview offers to resume the tracker
+            if self.opener.state is not None:
+                self.opener.state = RunState(progress_of(self.model.jobs), self.opener.state.folder)
+                self.run_controls.show_outcome(self.opener.state.text(), str(self.opener.state.results or ""))
             self.update_preview()
 
     @pyqtSlot(object)
@@ -295,8 +297,48 @@ class WacDock(QgsDockWidget):
 
     def _run_ended(self) -> None:
         self.task = None
-        self.run_panel.set_running(False)
+        if self._last_progress is not None and self.tracker is not None:
+            state = RunState(self._last_progress, Path(self.output_panel.output_folder()))
+            self.opener.shown_by_run(str(self.tracker.path), state)
+            self.run_controls.show_outcome(state.text(), str(state.results or ""))
+        self.run_controls.set_running(False)
         self.update_preview()
+
+    # --- an existing run -----------------------------------------------------------------------------
+    def result_folders(self) -> list:
+        """Where an opened tracker's results may be: the output folder, then the tracker's own folder."""
+        folders = [Path(self.output_panel.output.filePath()), Path(self.tracker_file.filePath()).parent]
+        return [folder for folder in folders if str(folder) not in ("", ".")]
+
+    def open_run_at_field(self, *args) -> None:
+        """The tracker field names an existing tracker: show it (once); a new name plans a new run."""
+        path = self.tracker_file.filePath()
+        if not (path and Path(path).is_file()):
+            self.opener.forget()
+        elif self.opener.open(path):
+            self.run_controls.show_outcome("")
+        self.schedule_preview()
+
+    def choose_run(self) -> None:
+        start = self.tracker_file.filePath() or self.output_panel.output.filePath()
+        path, _ = QFileDialog.getOpenFileName(self, "Open a run's job tracker", start,
+                                              "Job trackers (*.gpkg *.csv)")  # fmt: skip
+        if path:
+            self.tracker_file.setFilePath(path)  # fileChanged opens it
+
+    @pyqtSlot(object)
+    def on_opened(self, state: RunState) -> None:
+        self.run_controls.show_outcome(state.text(), str(state.results or ""))
+        self.update_preview()
+
+    def dragEnterEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].toLocalFile().lower().endswith(TRACKER_SUFFIXES):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        self.tracker_file.setFilePath(event.mimeData().urls()[0].toLocalFile())
+        event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
         self.save_settings()

@@ -79,5 +79,10 @@ class JobTableModel(QStandardItemModel):
         item.setText(text)
         decorate(item, column)
 
+    @property
+    def jobs(self) -> pd.DataFrame:
+        """The snapshot shown."""
+        return self._jobs
+
     def job(self, row: int) -> Optional[pd.Series]:
         return self._jobs.iloc[row] if 0 <= row < len(self._jobs) else None

@@ -52,8 +52,12 @@ class RunMap(QObject):
             return
         project = QgsProject.instance()
         was_empty = not project.mapLayers()
-        self.jobs_layer = tiles_layer
-        project.addMapLayer(self.jobs_layer)
+        same = [layer for layer in project.mapLayers().values() if layer.source() == tiles_layer.source()]
+        if same:  # opened before, or in a saved project: the layer there is the run's, never a second one
+            self.jobs_layer = same[0]
+        else:
+            self.jobs_layer = tiles_layer
+            project.addMapLayer(self.jobs_layer)
         self.tile_action.attach(self.jobs_layer)
         self._frame_run(was_empty)
         if was_empty:  # QGIS Desktop's layer tree gives a new project its first layer's CRS and extent,
@@ -80,7 +84,7 @@ class RunMap(QObject):
     def repaint_jobs(self) -> None:
         # The layer reads the tracker GeoPackage in WAL mode, so a repaint shows the new statuses;
         # reopening it (reloadData) cost 0.1-1 s on the UI thread per snapshot.
-        if self.jobs_layer is not None:
+        if self.jobs_layer is not None and not sip.isdeleted(self.jobs_layer):  # a new project removed it
             self.jobs_layer.triggerRepaint()
 
     def show_mosaics(self, shown) -> None:

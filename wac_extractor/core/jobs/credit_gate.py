@@ -7,7 +7,7 @@ neither) simply gives no figure, and the projection waits for the first reported
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import pandas as pd
 import requests
@@ -34,6 +34,8 @@ class CreditGate:
         self._budgets: Dict[str, float] = {}  # remaining budget per backend (GET /me), where reported
         self._estimated_kinds: set = set()  # (backend, recipe and sensor) asked for an estimate already
         self._budget_warned = False
+        self._budget_sources: Optional[Tuple[list, Callable[[str], Optional[Connection]]]] = None
+        self._costs_at_read = 0  # jobs with costs when the budgets were read: more, and they are read again
 
     def admit(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The ``not_started`` rows that may start now; remembers how many the cap holds back."""
@@ -48,6 +50,8 @@ class CreditGate:
 
     def read_budgets(self, names: Iterable[str], connection_of: Callable[[str], Optional[Connection]]) -> None:
         """Each backend's remaining budget, where it reports one (``GET /me`` -> ``budget``)."""
+        names = list(names)
+        self._budget_sources = (names, connection_of)
         for name in names:
             try:
                 connection = connection_of(name)
@@ -79,6 +83,10 @@ class CreditGate:
     def report(self, jobs: Optional[pd.DataFrame] = None) -> CreditReport:
         """Credits spent and projected for this tracker, with the cap and the backends' budget left."""
         frame = self.tracker.snapshot() if jobs is None else jobs
+        with_costs = int(pd.to_numeric(frame.get("costs", pd.Series(dtype=float)), errors="coerce").notna().sum())
+        if self._budgets and self._budget_sources and with_costs > self._costs_at_read:
+            self._costs_at_read = with_costs  # jobs ended and were charged: the budget left is the backend's to say
+            self.read_budgets(*self._budget_sources)
         budget = sum(self._budgets.values()) if self._budgets else None
         cap = self.cap.max_credits if self.cap is not None else None
         report = credit_report(frame, budget, cap, self.held_by_cap, self.measures)

@@ -1,4 +1,4 @@
-"""Results into ``<output>/<job id>/``, checked with GDAL before a job counts as done.
+"""Results into ``<output>/<sensor>_<tile>_<window>_<job id>/``, checked with GDAL before a job counts as done.
 
 A job's assets are streamed to disk (our token never goes to another host: signed URLs on a storage
 host are fetched without it), then each NetCDF is checked against what the row's recipe must give.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,15 @@ from .tracker import Tracker
 _log = logging.getLogger(__name__)
 
 
+def result_folder_name(row: pd.Series, job_id: str) -> str:
+    """``S2_31UFS_0_0_2023-01-01_2023-04-01_j-123``: a folder a user can find a job's result in by eye."""
+    window = row.get("temporal_extent")
+    window = decode_cell(window) if isinstance(window, str) and window.startswith("[") else window
+    parts = [f"S{row.get('sentinel')}", row.get("tile_id"), *(window if isinstance(window, list) else [window])]
+    name = "_".join(str(part) for part in parts if part not in (None, "") and not pd.isna(part))
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{name}_{job_id}").strip("._") or safe_asset_name(job_id)
+
+
 class ResultFetcher:
     """Downloads and checks finished jobs' results in a small thread pool; one download per row at a time."""
 
@@ -52,8 +62,15 @@ class ResultFetcher:
         self._downloads: Dict[int, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wac-download")
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.output_dir / safe_asset_name(job_id)
+    def job_dir(self, job_id: str, row: Optional[pd.Series] = None) -> Path:
+        """Where a job's result goes; a result already downloaded (an older tracker: ``<job id>/``) stays put."""
+        earlier = json.loads(row.get("result_files") or "[]") if row is not None else []
+        if earlier:
+            return self.output_dir / Path(earlier[0]).parts[0]
+        by_id = self.output_dir / safe_asset_name(job_id)
+        if row is None or by_id.is_dir():
+            return by_id
+        return self.output_dir / result_folder_name(row, job_id)
 
     def submit(self, job: BatchJob, row: pd.Series) -> None:
         index = row.name
@@ -82,7 +99,7 @@ class ResultFetcher:
 
     def _download(self, job: BatchJob, row: pd.Series) -> None:
         index = row.name
-        job_dir = self.job_dir(job.job_id)
+        job_dir = self.job_dir(job.job_id, row)
         job_dir.mkdir(parents=True, exist_ok=True)
         self.tracker.update_row(index, result_status="downloading")
         problems: List[str] = []

@@ -6,6 +6,7 @@ so the dock fits at 300 px (beside the Layers panel on a laptop) and never clips
 
 from __future__ import annotations
 
+import re
 from typing import Dict, List
 
 from qgis.gui import QgsCollapsibleGroupBox
@@ -50,6 +51,11 @@ class SectionPanel(Panel):
     def __init__(self, title: str, parent=None):
         super().__init__(parent)
         self.box = QgsCollapsibleGroupBox(title)
+        # Its own saving keys on widget names and runs in the C++ destructor; ours saves at each click.
+        self.box.setSaveCollapsedState(False)
+        self.collapsed_setting = settings.section_collapsed(re.sub(r"\W+", "_", title.lower()))
+        self.box.setCollapsed(self.collapsed_setting.read())
+        self.box.collapsedStateChanged.connect(self.collapsed_setting.write)
         self.form = QFormLayout(self.box)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         # A narrow dock puts a field under its label, never clips it.

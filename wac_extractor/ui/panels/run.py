@@ -1,90 +1,46 @@
-"""The dock's run part: summary and problem, Run/Cancel, progress, credits, and the live job table.
+"""The dock's live job table: its columns, its menu, a job's log, Retry.
 
 The table's menu asks for what touches the map or the project (zoom, layers) through signals; the
-dock answers them. A problem is shown under the summary and marked at the field it names.
+dock answers them. The header's menu shows or hides columns (status, sensor, tile, window and
+credits by default), remembered in the settings.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from qgis.core import Qgis, QgsMessageLog
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QMenu,
     QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
     QTableView,
     QVBoxLayout,
-    QWidget,
 )
 
-from ...core.jobs.failures import failure_summary
 from ...definitions import LOG_TAG, settings
-from ...definitions.settings import Bound
-from ..job_model import JobTableModel
+from ..job_model import COLUMNS, JobTableModel
 from .base import Panel
-
-ERROR_STYLE = "border: 2px solid #c62828;"
 
 
 class RunPanel(Panel):
-    """``fields()``: every panel's problem fields, to mark the input a problem names."""
+    """The job table of the current or opened run."""
 
     zoom_requested = pyqtSignal(int)  # a row of the job table
     tile_layers_requested = pyqtSignal(int)
     bands_requested = pyqtSignal(int, object)  # the row, and its variables (None: all of them)
     job_reset = pyqtSignal()  # Retry put a job back to not started
 
-    def __init__(self, fields: Callable[[], Dict[str, QWidget]], parent=None):
+    def __init__(self, parent=None):
         super().__init__(parent)
-        self.fields = fields
-        self._marked_field: Optional[QWidget] = None
-        self._marked_tooltip = ""
         self.log_dialog: Optional[QDialog] = None
-        self._build_controls()
         self._build_table()
-        self.load_settings()
-
-    def _build_controls(self) -> None:
-        self.summary = QLabel(wordWrap=True)
-        self.problem = QLabel(wordWrap=True)
-        self.problem.setStyleSheet("color: #c62828;")
-        self.column.addWidget(self.summary)
-        self.column.addWidget(self.problem)
-        run_row = QHBoxLayout()
-        self.run_button = QPushButton("Run")
-        self.cancel_button = QPushButton("Cancel", enabled=False)
-        run_row.addWidget(self.run_button, 1)
-        run_row.addWidget(self.cancel_button)
-        self.column.addLayout(run_row)
-        self.cancel_remote = QCheckBox("Cancel stops backend jobs")
-        self.cancel_remote.setToolTip(
-            "Unticked, Cancel stops this QGIS run only: jobs already on the backend go on, and Run picks them\n"
-            "up again. Ticked, they are cancelled on the backend too (no more credits spent); Retry restarts them."
-        )
-        self.column.addWidget(self.cancel_remote)
-        self.progress = QProgressBar(textVisible=True, value=0)
-        self.column.addWidget(self.progress)
-        self.credits = QLabel(wordWrap=True)
-        self.credits.setToolTip(
-            "Credits the backend reported for ended jobs, and the run's projection: credits per km2·month of\n"
-            "each recipe and sensor, from finished jobs (or the backend's estimate) times the jobs left."
-        )
-        self.column.addWidget(self.credits)
-        self.failures = QLabel(wordWrap=True, visible=False)  # "3 failed: 2 out of memory, ...; 1 no assets"
-        self.failures.setStyleSheet("color: #c62828;")
-        self.column.addWidget(self.failures)
 
     def _build_table(self) -> None:
         self.model = JobTableModel(self)
@@ -102,56 +58,34 @@ class RunPanel(Panel):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self.job_menu)
         self.table.doubleClicked.connect(lambda index: self.show_job_log(index.row()))
+        header = self.table.horizontalHeader()
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self.column_menu)
+        self.show_columns(settings.JOB_COLUMNS.read().split(","))
         self.column.addWidget(self.table, 1)
 
-    def bound_settings(self) -> List[Bound]:
-        return [Bound(settings.CANCEL_REMOTE, self.cancel_remote.isChecked, self.cancel_remote.setChecked)]
+    # --- columns ---------------------------------------------------------------------------------------
+    def shown_columns(self) -> List[str]:
+        return [name for i, name in enumerate(COLUMNS) if not self.table.isColumnHidden(i)]
 
-    # --- state of the run ----------------------------------------------------------------------------
-    def show_problem(self, problem: str, summary: str = "", running: bool = False) -> None:
-        """The problem (or none) under the summary, marked at the field it names; Run only without one."""
-        self.problem.setText(problem)
-        self.problem.setVisible(bool(problem))
-        if self._marked_field is not None:
-            self._marked_field.setStyleSheet("")
-            self._marked_field.setToolTip(self._marked_tooltip)
-            self._marked_field = None
-        field = self._field_for(problem) if problem else None
-        if field is not None:  # mark the input that needs changing, with the reason as its tooltip
-            self._marked_field, self._marked_tooltip = field, field.toolTip()
-            field.setStyleSheet(ERROR_STYLE)
-            field.setToolTip(problem)
-        self.summary.setText(summary)
-        self.run_button.setEnabled(not problem and not running)
-        self.run_button.setToolTip(problem or ("A run is in progress" if running else "Start the jobs"))
+    def show_columns(self, names: List[str]) -> None:
+        shown = [name for name in names if name in COLUMNS] or ["Status"]  # never an empty table
+        for i, name in enumerate(COLUMNS):
+            self.table.setColumnHidden(i, name not in shown)
 
-    def _field_for(self, problem: str) -> Optional[QWidget]:
-        return next((widget for prefix, widget in self.fields().items() if problem.startswith(prefix)), None)
+    def toggle_column(self, name: str, shown: bool) -> None:
+        names = [n for n in self.shown_columns() if n != name] + ([name] if shown else [])
+        self.show_columns(names)
+        settings.JOB_COLUMNS.write(",".join(self.shown_columns()))
 
-    def set_running(self, running: bool) -> None:
-        self.cancel_button.setEnabled(running)
-        if running:
-            self.run_button.setEnabled(False)
-            self.progress.setMaximum(0)  # busy until the first snapshot
-
-    def show_progress(self, progress) -> None:
-        self.progress.setMaximum(max(1, progress.total))
-        self.progress.setValue(progress.done)
-        self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
-        failed = failure_summary(progress.jobs) if progress.jobs is not None else ""
-        self.failures.setText(failed)
-        self.failures.setVisible(bool(failed))
-
-    def show_credits(self, report) -> None:
-        if report is None:
-            self.credits.setText("")
-            return
-        self.credits.setText(f"Credits: {report.text()}")
-        self.credits.setStyleSheet("color: #c62828;" if report.over_budget else "")
-
-    def show_credits_note(self, note: str) -> None:
-        self.credits.setText(f"Credits: {note}")
-        self.credits.setStyleSheet("")
+    def column_menu(self, position) -> None:
+        menu = QMenu(self.table)
+        for name in COLUMNS:
+            action = menu.addAction(name)
+            action.setCheckable(True)
+            action.setChecked(name in self.shown_columns())
+            action.toggled.connect(lambda checked, n=name: self.toggle_column(n, checked))
+        menu.exec(self.table.horizontalHeader().viewport().mapToGlobal(position))
 
     # --- job table -------------------------------------------------------------------------------------
     def job_menu(self, position) -> None:
