@@ -3,6 +3,7 @@ offers Run only when work is left, and is shown again after a restart, with the 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,17 @@ def test_run_controls_stay_in_view_sections_and_columns_are_remembered(qgis_ifac
     assert again.run_panel.shown_columns() == ["Status", "Sensor", "Window", "Tile", "Credits", "Message"]
     assert again.output_panel.box.isCollapsed() and not again.time_panel.box.isCollapsed()
     QgsSettings().remove(settings.PREFIX.rstrip("/"))
+
+
+def test_a_finished_jobs_log_shows_its_costs_usage_and_files(
+    finished_run, qgis_iface, qgis_canvas, qgis_new_project, qtbot
+):
+    tracker, output = finished_run
+    dock = fresh_dock(qgis_iface, qgis_canvas)
+    open_in(dock, tracker, output, qtbot)
+    job = dock.model.job(0)
+    text = dock.job_log_text(job)
+    assert f"costs: {job['costs']:g} credits" in text and job["costs"] > 0
+    assert f"cpu: {job['cpu']}" in text and f"duration: {job['duration']}" in text  # as the backend reported
+    result = output / json.loads(job["result_files"])[0]
+    assert f"  {result} ({result.stat().st_size / 1e6:,.1f} MB)" in text

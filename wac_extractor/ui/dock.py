@@ -95,7 +95,7 @@ class WacDock(QgsDockWidget):
         self.time_panel = TimeRecipePanel()
         self.backends = BackendPanel()
         self.output_panel = OutputPanel()
-        self.run_panel = RunPanel()
+        self.run_panel = RunPanel(self.results_root)
         self.run_controls = RunControls(self.problem_fields)
         self.panels = (self.aoi_panel, self.time_panel, self.backends, self.output_panel, self.run_panel,
                        self.run_controls)  # fmt: skip
@@ -305,6 +305,11 @@ class WacDock(QgsDockWidget):
         self.update_preview()
 
     # --- an existing run -----------------------------------------------------------------------------
+    def results_root(self) -> str:
+        """The folder the shown tracker's results are in (an opened run's, found; else the output folder)."""
+        state = getattr(self, "opener", None) and self.opener.state
+        return str(state.folder) if state and state.folder else self.output_panel.output.filePath()
+
     def result_folders(self) -> list:
         """Where an opened tracker's results may be: the output folder, then the tracker's own folder."""
         folders = [Path(self.output_panel.output.filePath()), Path(self.tracker_file.filePath()).parent]

@@ -7,10 +7,12 @@ credits by default), remembered in the settings.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
+import pandas as pd
 from qgis.core import Qgis, QgsMessageLog
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -28,6 +30,13 @@ from ...definitions import LOG_TAG, settings
 from ..job_model import COLUMNS, JobTableModel
 from .base import Panel
 
+# What openEO backends report under a job's ``usage`` (openeo's job manager makes each a tracker column).
+USAGE_COLUMNS = ("duration", "cpu", "memory", "max_executor_memory", "input_pixel", "network_received", "sentinelhub")
+
+
+def _text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
 
 class RunPanel(Panel):
     """The job table of the current or opened run."""
@@ -37,8 +46,10 @@ class RunPanel(Panel):
     bands_requested = pyqtSignal(int, object)  # the row, and its variables (None: all of them)
     job_reset = pyqtSignal()  # Retry put a job back to not started
 
-    def __init__(self, parent=None):
+    def __init__(self, results_folder: Callable[[], str], parent=None):
+        """``results_folder()``: the folder the tracker's result files are relative to."""
         super().__init__(parent)
+        self.results_folder = results_folder
         self.log_dialog: Optional[QDialog] = None
         self._build_table()
 
@@ -141,14 +152,35 @@ class RunPanel(Panel):
         return grouped
 
     def job_log_text(self, job) -> str:
+        """A job's state, what it cost and used (as the backend reported), its files, its message and log."""
         tracker_path = Path(str(getattr(self.model.tracker, "path", "")))
         log_file = tracker_path.with_name(tracker_path.stem + "_logs") / f"{job.get('id')}.json"
-        parts = [f"{job.get('title')}\nstatus: {job.get('status')}  job id: {job.get('id') or '-'}"]
+        head = f"status: {job.get('status')}  job id: {job.get('id') or '-'}  backend: {_text(job.get('backend_name'))}"
+        parts = [f"{job.get('title')}\n{head}"]
+        costs = pd.to_numeric(job.get("costs"), errors="coerce")
+        figures = [] if pd.isna(costs) else [f"costs: {costs:g} credits"]
+        figures += [f"{key}: {job[key]}" for key in USAGE_COLUMNS if _text(job.get(key))]
+        if figures:
+            parts.append("\n".join(figures))
+        files = self.result_files(job)
+        if files:
+            parts.append("files:\n" + "\n".join(files))
         if isinstance(job.get("error_message"), str):
             parts.append(job["error_message"])
         if log_file.exists():
             parts.append(log_file.read_text())
         return "\n\n".join(parts)
+
+    def result_files(self, job) -> List[str]:
+        """The job's checked result files with their sizes, where they are on disk."""
+        cell = job.get("result_files")
+        folder = Path(self.results_folder())
+        lines = []
+        for relative in json.loads(cell) if isinstance(cell, str) and cell else []:
+            path = folder / relative
+            size = f"{path.stat().st_size / 1e6:,.1f} MB" if path.exists() else "missing"
+            lines.append(f"  {path} ({size})")
+        return lines
 
     def show_job_log(self, row: int) -> None:
         job = self.model.job(row)
