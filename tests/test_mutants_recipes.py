@@ -240,16 +240,17 @@ class Described:
 
 def test_backend_capabilities_read_processes_and_date_parts_of_the_extents():
     connection = Described(["load_collection", "to_scl_dilation_mask"], {
-        S1_COLLECTION: {"extent": {"temporal": {"interval": [["2014-10-03T00:00:00Z", None]]}}},
-        S2_COLLECTION: {"extent": {}},
+        S1_COLLECTION: {},  # no extent at all
+        S2_COLLECTION: {"extent": {"temporal": {"interval": [["2017-03-28T00:00:00Z", "2025-01-01T12:00:00Z"]]}}},
     })  # fmt: skip
     caps = backend_capabilities(connection)
     assert caps.processes == frozenset({"load_collection", "to_scl_dilation_mask"}) and caps.has_scl_dilation
-    assert caps.temporal_extent(S1_COLLECTION) == ("2014-10-03", None)
-    assert caps.temporal_extent(S2_COLLECTION) == (None, None)
-    assert backend_capabilities(connection, [S1_COLLECTION]).temporal_extents == (
-        (S1_COLLECTION, ("2014-10-03", None)),
-    )
+    assert caps.temporal_extent(S1_COLLECTION) == (None, None)
+    assert caps.temporal_extent(S2_COLLECTION) == ("2017-03-28", "2025-01-01")
+    only_s2 = backend_capabilities(connection, [S2_COLLECTION])
+    assert only_s2.temporal_extents == ((S2_COLLECTION, ("2017-03-28", "2025-01-01")),)
+    connection.extents[S1_COLLECTION] = {"extent": {"temporal": {"interval": [["2014-10-03T00:00:00Z", None]]}}}
+    assert backend_capabilities(connection).temporal_extent(S1_COLLECTION) == ("2014-10-03", None)
 
 
 def process_ids(graph: dict) -> list:

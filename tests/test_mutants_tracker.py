@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import sqlite3
 import struct
 import threading
@@ -28,6 +29,7 @@ from wac_extractor.core.jobs.tracker import (
     create_tracker,
     decode_gpkg_geometry,
     encode_gpkg_geometry,
+    normalize_jobs,
     open_tracker,
 )
 
@@ -99,12 +101,12 @@ def test_costs_are_numbers_when_read_and_a_cost_that_is_not_one_is_empty(tmp_pat
 
 def test_a_row_persisted_for_a_new_index_is_inserted_with_its_footprint_in_the_spatial_index(tmp_path, jobs):  # noqa: F811
     tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
-    new = pd.DataFrame([{"title": "added", "status": "queued", "geometry": BOX}], index=[16])
+    new = pd.DataFrame([{"title": "added", "status": "queued", "sentinel": 2, "geometry": BOX}], index=[16])
     empty = pd.DataFrame([{"title": "no footprint", "status": "queued", "geometry": "POLYGON EMPTY"}], index=[17])
     tracker.persist(new)
     tracker.persist(empty)
     frame = open_tracker(tmp_path / "jobs.gpkg").read()
-    assert frame.loc[16, ["title", "status"]].tolist() == ["added", "queued"]
+    assert frame.loc[16, ["title", "status", "sentinel"]].tolist() == ["added", "queued", 2]  # a numpy int64 cell
     assert shapely.from_wkt(frame.loc[16, "geometry"]).equals(shapely.from_wkt(BOX))
     with sqlite3.connect(tmp_path / "jobs.gpkg") as con:
         index = dict(((fid, (x0, y0, x1, y1)) for fid, x0, y0, x1, y1 in
@@ -139,6 +141,12 @@ def test_a_tracker_without_footprints_or_with_a_filtered_index_is_created_number
         assert list(frame.index) == [0, 1, 2] and "index" not in frame.columns, name
         assert frame["title"].tolist() == ["a", "b", "c"] and tracker.count_by_status() == {"not_started": 3}
     assert open_tracker(tmp_path / "nested" / "folder" / "jobs.gpkg").read()["geometry"].isna().all()
+    shutil.rmtree(tmp_path / "nested")  # the folders deleted during a run: the CSV tracker writes its jobs anew
+    tracker.update_row(0, status="queued")
+    assert open_tracker(tmp_path / "nested" / "folder" / "jobs.csv").count_by_status() == {
+        "queued": 1,
+        "not_started": 2,
+    }
 
 
 @pytest.mark.parametrize("name", ["jobs.gpkg", "jobs.csv"])
@@ -163,6 +171,9 @@ def test_an_empty_file_is_no_tracker_yet_but_a_one_byte_file_is_never_overwritte
 @pytest.mark.parametrize("name", ["jobs.gpkg", "jobs.csv"])
 def test_queries_by_several_statuses_none_or_without_a_limit(tmp_path, jobs, name):  # noqa: F811
     tracker = create_tracker(tmp_path / name, jobs)
+    if name.endswith(".gpkg"):
+        tracker.persist(None)  # nothing to write (the CSV tracker, openeo's, takes frames only)
+    tracker.persist(jobs.iloc[:0])
     tracker.update_row(2, status="queued")
     tracker.update_row(5, status="running")
     assert tracker.count_by_status(["queued", "running", "error"]) == {"queued": 1, "running": 1}
@@ -204,6 +215,8 @@ def test_an_old_tracker_gets_the_managers_columns_and_its_empty_statuses_filled(
     dataset = None
     tracker = GeoPackageTracker(path)
     assert tracker.count_by_status() == {"not_started": 1, "finished": 1}
+    added = set(tracker.columns()) - {"fid", "geom", "title", "status"}
+    assert added == set(normalize_jobs(pd.DataFrame({"title": []})).columns) - {"title", "status"}
     types = column_types(path)
     for name in ("id", "backend_name", "start_time", "running_start_time", "costs"):
         assert types[name] == "TEXT", name
@@ -274,10 +287,32 @@ def test_a_second_run_on_a_tracker_is_refused_and_says_who_holds_it(tmp_path):
         with pytest.raises(TrackerError) as error:
             TrackerLock(tracker_path).acquire()  # another open file: flock refuses it, in this process too
         assert str(error.value).startswith(f"{tracker_path} is in use by another run ({holder}")
-        assert "wait for it to finish or cancel it" in str(error.value)
+        assert str(error.value).endswith(
+            "wait for it to finish or cancel it (e.g. close the other QGIS), then run again."
+        )
     assert lock.path.read_text() == ""  # released: the holder is wiped
     TrackerLock(tracker_path).acquire().release()  # and a new run may take it
     lock.release()  # twice is harmless
+    TrackerLock(tracker_path).release()  # and so is releasing a lock never taken
+
+
+def test_a_lock_held_by_a_run_that_has_not_said_who_it_is_names_another_process(tmp_path):
+    import fcntl  # a run of an older version, or one between locking and writing its name
+
+    with open(tmp_path / "jobs.gpkg.lock", "a+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(TrackerError, match=r"is in use by another run \(another process\); wait for it"):
+            TrackerLock(tmp_path / "jobs.gpkg").acquire()
+
+
+def test_closing_a_geopackage_tracker_lets_go_of_the_file_and_it_reopens_on_use(tmp_path, jobs):  # noqa: F811
+    tracker = create_tracker(tmp_path / "jobs.gpkg", jobs)
+    tracker.update_row(0, status="queued")
+    assert (tmp_path / "jobs.gpkg-wal").exists()  # WAL mode while open
+    tracker.close()
+    assert not (tmp_path / "jobs.gpkg-wal").exists()  # the last connection closed: checkpointed and removed
+    assert tracker.count_by_status() == {"queued": 1, "not_started": 15}
+    tracker.close()
 
 
 def test_open_tracker_by_suffix_in_any_case(tmp_path):
