@@ -84,8 +84,9 @@ def callbacks(graph: dict, process_id: str, argument: str, holding: str, without
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lcfm_graphs():
+    """Built in each test (not once per module): mutmut runs, for a mutant, only the tests that called its code."""
     rows = notebook_rows("lcfm")
     return {sentinel: job_cube(rows[sentinel]).flat_graph() for sentinel in (1, 2)}
 
