@@ -231,3 +231,31 @@ def test_updates_of_one_call_say_created_or_regridded_once_for_all_its_tiles(tmp
     far, near = tile_raster(tmp_path, 3, 0, 3), tile_raster(tmp_path, 2, 0, 4)
     (update,) = mosaics.add([a, far, near])  # the same tile again does not stop the others
     assert (update.tiles, update.created, update.regridded) == (4, False, True)
+
+
+def test_int16_tiles_make_an_int16_mosaic_read_back_exactly(tmp_path, monkeypatch):
+    """LCFM results are int16: every layer of the mosaic (top file, blocks) says so, and the values come back."""
+    monkeypatch.setattr(mosaics_module, "BLOCK_TILES", 1)
+    tiles = []
+    for column in range(2):
+        path = tmp_path / f"int16_{column}.tif"
+        dataset = gdal.GetDriverByName("GTiff").Create(str(path), SIZE, SIZE, 2, gdal.GDT_Int16)
+        dataset.SetGeoTransform((600_000 + column * SIZE * 10, 10, 0, 5_600_000, 0, -10))
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(EPSG)
+        dataset.SetSpatialRef(srs)
+        for band in (1, 2):
+            dataset.GetRasterBand(band).WriteArray(np.full((SIZE, SIZE), -30_000 + 1000 * column + band, "int16"))
+        dataset = None
+        tiles.append(WindowComposite(2, "2023-01", path, path, 1, "lcfm_features", 3))
+    (update,) = MonthMosaics(tmp_path / "mosaics", grid_of(2, 1)).add(tiles)
+    for path in (update.composite.path, *block_files(update.composite.path)):
+        bands = list(ET.parse(path).getroot().iter("VRTRasterBand"))
+        assert [band.get("dataType") for band in bands] == ["Int16", "Int16"], path
+        for band in bands:
+            types = {s.find("SourceProperties").get("DataType") for s in band.iter("ComplexSource")}
+            assert types == {"Int16"}, path
+    for column in range(2):
+        for band in (1, 2):
+            pixels = window(update.composite.path, 600_000 + column * SIZE * 10, 5_600_000, SIZE, SIZE, band)
+            assert (pixels == -30_000 + 1000 * column + band).all()
