@@ -42,8 +42,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "timewindows": (["wac_extractor/core/planning/timewindows.py"],
                     ["tests/test_planning.py", "tests/test_mutants_planning.py"]),
     "mosaics": (["wac_extractor/core/results/mosaics.py"], ["tests/test_mosaics.py", "tests/test_mutants_mosaics.py"]),
-    "recipes": (["wac_extractor/core/recipes/*.py"], ["tests/test_process_graphs.py"]),
-    "tracker": (["wac_extractor/core/jobs/tracker.py"], ["tests/test_tracker.py"]),
+    "recipes": (["wac_extractor/core/recipes/*.py"], ["tests/test_process_graphs.py", "tests/test_mutants_recipes.py"]),
+    "tracker": (["wac_extractor/core/jobs/tracker.py"], ["tests/test_tracker.py", "tests/test_mutants_tracker.py"]),
 }  # fmt: skip
 
 # Appended to the scratch copy's tests/conftest.py: keep only the tests that need neither the local backend
