@@ -55,6 +55,7 @@ class FieldChart(QWidget):
         self.layer: Optional[QgsVectorLayer] = None
         self.ndvi_lines: Dict[int, List[Line2D]] = {}  # feature id -> its NDVI line per window (what tests read)
         self.s1_lines: Dict[int, List[Line2D]] = {}
+        self.redraws = 0  # how often the chart was drawn (the debounce is tested by it)
         self.figure = Figure(figsize=(5, 6), dpi=96, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.ndvi_axes, self.s1_axes = self.figure.subplots(2, 1, height_ratios=[3, 2])
@@ -119,6 +120,7 @@ class FieldChart(QWidget):
         return out
 
     def redraw(self, *args) -> None:
+        self.redraws += 1
         self.ndvi_lines, self.s1_lines = {}, {}
         for axes in (self.ndvi_axes, self.s1_axes):
             axes.clear()
