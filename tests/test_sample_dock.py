@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import shutil
+import subprocess
+import sysconfig
 import time
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from wac_extractor.ui.panels.sample import SamplePanel
 
 from .test_sampling import write_features
 
+REPO = Path(__file__).resolve().parent.parent
 AOI = box(5.990, 50.6035, 5.996, 50.6065)  # inside the tiles of UTM 31 at 711000, 5609000..5610000
 
 
@@ -67,12 +72,15 @@ def columns_of(path: Path):
     return {n: [r[i] for r in rows] for i, n in enumerate(names)}
 
 
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def same(a, b) -> bool:
-    return (
-        (a is None or (isinstance(a, float) and math.isnan(a)))
-        and (b is None or (isinstance(b, float) and math.isnan(b)))
-        or a == pytest.approx(b, rel=1e-12)
-    )
+    """Equal values; a NULL (GeoPackage), an empty CSV cell and NaN are the same missing value."""
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    return a == pytest.approx(b, rel=1e-12) if isinstance(a, float) or isinstance(b, float) else a == b
 
 
 def sample_panel(dock: WacDock) -> SamplePanel:
@@ -216,3 +224,31 @@ def test_the_chart_of_a_10000_field_layer_reads_only_the_selected_fields_once_th
     print(f"10,000 fields, all selected: read {read * 1000:.0f} ms, redraw {redraw * 1000:.0f} ms")
     assert len(rows) == 10 and "the first 10 of 10000 selected" in chart.note.text()
     assert read < 0.2, f"reading the 10 fields drawn took {read:.2f} s"
+
+
+def plugin_folder(tmp_path: Path) -> Path:
+    """The plugin as QGIS finds it (what ``make zip`` packs): the package, metadata.txt, resources."""
+    target = tmp_path / "plugins" / "wac_extractor"
+    shutil.copytree(REPO / "wac_extractor", target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "resources", target / "resources")
+    shutil.copy(REPO / "metadata.txt", target)
+    return target.parent
+
+
+@pytest.mark.skipif(shutil.which("qgis_process") is None, reason="qgis_process (QGIS's command line) is not installed")
+def test_qgis_process_writes_the_same_table_as_the_cli(run, tmp_path):
+    tracker, fields_file = run
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugin_folder(tmp_path)),
+           "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "config"),  # a profile of its own, the user's untouched
+           "PYTHONPATH": sysconfig.get_paths()["purelib"]}  # fmt: skip
+    subprocess.run(["qgis_process", "plugins", "enable", "wac_extractor"], env=env, check=True, capture_output=True)
+    qgis_out, cli_out = tmp_path / "qgis_process.gpkg", tmp_path / "cli.gpkg"
+    done = subprocess.run(["qgis_process", "run", "wac_extractor:sample", "--", f"TRACKER={tracker}",
+                           f"FEATURES={fields_file}", f"OUTPUT={qgis_out}"],
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert cli_main(["sample", "--jobs", str(tracker), "--features", str(fields_file), "--out", str(cli_out)]) == 0
+    tables = [columns_of(path) for path in (cli_out, qgis_out)]
+    assert list(tables[0]) == list(tables[1]) and len(tables[0]) == 642
+    for column, values in tables[0].items():
+        assert all(same(a, b) for a, b in zip(values, tables[1][column])), column
