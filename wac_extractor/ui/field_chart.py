@@ -160,13 +160,13 @@ class FieldChart(QWidget):
                             s1.plot(PERCENT_X, ys, style, color=color, alpha=alpha)
                         )
         stat = series.stat
-        ndvi.set_title(f"S2 NDVI: monthly medians ({stat} over the field)\nshaded: the window's P10..P90", fontsize=9)
+        ndvi.set_title(f"S2 NDVI, monthly medians (field {stat})\nshaded: P10..P90 of the window", fontsize=9)
         ndvi.set_xticks(range(len(months)), months, fontsize=8)
         ndvi.set_ylabel("NDVI", fontsize=8)
         ndvi.grid(alpha=0.3)
         ndvi.legend(fontsize=7, loc="best")
-        windows = " (faded: earlier windows)" if several else ""
-        s1.set_title(f"S1 percentiles of the window ({stat} over the field){windows}", fontsize=9)
+        windows = "\nfaded: earlier windows" if several else ""
+        s1.set_title(f"S1 percentiles of the window (field {stat}){windows}", fontsize=9)
         for axes in (ndvi, s1):
             axes.tick_params(labelsize=8)
         s1.set_xticks(PERCENT_X, [f"P{p}" for p in PERCENT_X], fontsize=8)
