@@ -252,3 +252,33 @@ def test_qgis_process_writes_the_same_table_as_the_cli(run, tmp_path):
     assert list(tables[0]) == list(tables[1]) and len(tables[0]) == 642
     for column, values in tables[0].items():
         assert all(same(a, b) for a, b in zip(values, tables[1][column])), column
+
+
+def test_bad_input_is_named_at_its_field_and_a_csv_name_gives_a_csv_layer_the_chart_reads(
+    run, tmp_path, qgis_iface, qgis_new_project, qtbot
+):
+    tracker, fields_file = run
+    dock = WacDock(qgis_iface)
+    panel = sample_panel(dock)
+    dock.tracker_file.setFilePath(str(tmp_path / "none.gpkg"))
+    panel.features_file.setFilePath(str(fields_file))
+    panel.sample_button.click()
+    assert panel.status.text().startswith("Job tracker: ") and "choose a tracker under Output" in panel.status.text()
+    dock.tracker_file.setFilePath(str(tracker))
+    panel.stats.deselectAllOptions()
+    panel.sample_button.click()
+    assert panel.status.text() == "Statistics: tick at least one."
+    panel.stats.setCheckedItems(["mean"])
+    taken = tmp_path / "taken.gpkg"
+    taken.write_bytes(b"")
+    panel.out_file.setFilePath(str(taken))
+    panel.sample_button.click()
+    assert panel.status.text() == f"Output: {taken} already exists; choose a new file name." and panel.task is None
+
+    panel.out_file.setFilePath(str(tmp_path / "table.csv"))
+    panel.sample_button.click()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=120_000)
+    layer = panel.sampled_layer
+    assert layer.providerType() == "delimitedtext" and layer.featureCount() == 12, panel.status.text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv", "taken.gpkg"]
+    assert panel.chart_dock.chart.layer is layer and panel.chart_dock.chart.stat.currentText() == "mean"
