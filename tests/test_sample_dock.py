@@ -102,14 +102,13 @@ def opened_tracker_dock(qgis_iface, tracker: Path, tmp_path: Path, qtbot) -> Wac
     return dock
 
 
-def test_the_dock_samples_the_aoi_layer_into_a_layer_on_top_of_the_run_group_with_its_attributes_and_a_same_csv(
+def test_the_dock_samples_the_aoi_layer_into_a_layer_on_top_of_the_tree_with_its_attributes_and_a_same_csv(
     run, tmp_path, qgis_iface, qgis_new_project, qtbot
 ):
     tracker, fields_file = run
     project = QgsProject.instance()
     fields = QgsVectorLayer(str(fields_file), "fields", "ogr").materialize(QgsFeatureRequest())  # a memory layer
     project.addMapLayer(fields)
-    group = project.layerTreeRoot().addGroup(f"WAC {tracker.stem}")  # as a run of this tracker made it
     dock = opened_tracker_dock(qgis_iface, tracker, tmp_path, qtbot)
     dock.aoi_panel.layer_combo.setLayer(fields)
     panel = sample_panel(dock)
@@ -122,7 +121,7 @@ def test_the_dock_samples_the_aoi_layer_into_a_layer_on_top_of_the_run_group_wit
 
     layer = panel.sampled_layer
     assert layer is not None and layer.isValid(), panel.status.text()
-    assert group.children()[0].layer() is layer
+    assert project.layerTreeRoot().children()[0].layer() is layer  # over the run's group and mosaics
     said = qgis_iface.messageBar().get_messages(3)  # Qgis.MessageLevel.Success
     assert any(f"layer '{layer.name()}' added" in m for m in said), said
     got = columns_of(out)

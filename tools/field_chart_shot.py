@@ -69,20 +69,27 @@ def setup():
     dock = plugin.dock
     win.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
     win.resizeDocks([dock], [330], Qt.Orientation.Horizontal)
+    from qgis.PyQt.QtWidgets import QDockWidget
+    browser = win.findChild(QDockWidget, "Browser")
+    if browser is not None:
+        browser.hide()  # room for the dock under the Layers panel
+    win.resizeDocks([dock], [640], Qt.Orientation.Vertical)
     dock.output.setFilePath(str(DEMO / "results"))
     dock.tracker_file.setFilePath(str(DEMO / "jobs.gpkg"))
     fields = QgsVectorLayer(str(WORK / "fields.gpkg"), "fields", "ogr")
     QgsProject.instance().addMapLayer(fields)
     panel = next(p for p in dock.panels if isinstance(p, SamplePanel))
     panel.layer_combo.setLayer(fields)
-    panel.box.setCollapsed(False)
-    for section in dock.panels[:-1]:  # the other sections folded: the step shows whole in the dock
+    for section in dock.panels:  # the other sections folded: the step shows whole in the dock
         if hasattr(section, "box"):
-            section.box.setCollapsed(True)
+            section.box.setCollapsed(section is not panel)
     QTimer.singleShot(1500, guard(click_sample))
 
 def click_sample():
-    dock.widget().ensureWidgetVisible(panel.sample_button)
+    dock.scroll.ensureWidgetVisible(panel.sample_button)
+    QTimer.singleShot(500, guard(press_sample))
+
+def press_sample():
     xdo("mousemove", *center(panel.sample_button), "click", 1)
     note(sample_clicked=time.time())
     QTimer.singleShot(500, guard(wait_sample))

@@ -2,7 +2,7 @@
 
 The tracker is the Output panel's (after a run, or a tracker only opened there); the features are a
 project layer (the AOI layer by default) or a file. The work runs in a ``SampleTask``; the sampled
-layer goes on top of the run's group (or of the layer tree) and the field chart follows it.
+layer goes on top of the layer tree (over the run's mosaics) and the field chart follows it.
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ class SamplePanel(SectionPanel):
         self.show_chart(layer)
 
     def add_layer(self, request: SampleRequest) -> QgsVectorLayer:
-        """The sampled table on top of the run's group (``WAC <tracker>``) or of the layer tree."""
+        """The sampled table on top of the layer tree: inside the run's group it was drawn under the mosaics of
+        a group above it (seen in QGIS Desktop on the demo's project), the selected fields hidden."""
         out = request.out
         if out.suffix.lower() == ".csv":
             layer = QgsVectorLayer(f"{out.as_uri()}?type=csv&geomType=none&detectTypes=yes", out.stem, "delimitedtext")
@@ -173,8 +174,7 @@ class SamplePanel(SectionPanel):
         layer.setCustomProperty(WINDOWS_PROPERTY, ",".join(request.windows))
         project = QgsProject.instance()
         project.addMapLayer(layer, False)
-        group = project.layerTreeRoot().findGroup(f"WAC {request.tracker.stem}") or project.layerTreeRoot()
-        group.insertLayer(0, layer)
+        project.layerTreeRoot().insertLayer(0, layer)
         self.sampled_layer = layer
         return layer
 
