@@ -33,6 +33,7 @@ from .panels.backends import BackendPanel
 from .panels.output import OutputPanel
 from .panels.run import RunPanel
 from .panels.run_controls import RunControls
+from .panels.sample import SamplePanel
 from .panels.time_recipe import TimeRecipePanel
 from .run_map import RunMap
 from .run_opener import TRACKER_SUFFIXES, RunOpener
@@ -97,7 +98,8 @@ class WacDock(QgsDockWidget):
         self.output_panel = OutputPanel()
         self.run_panel = RunPanel(self.results_root)
         self.run_controls = RunControls(self.problem_fields)
-        self.panels = (self.aoi_panel, self.time_panel, self.backends, self.output_panel, self.run_panel,
+        sample = SamplePanel(self.iface, self.output_panel, self.aoi_panel.layer_combo)  # panels/sample.py
+        self.panels = (self.aoi_panel, self.time_panel, self.backends, self.output_panel, self.run_panel, sample,
                        self.run_controls)  # fmt: skip
         body = QWidget()
         layout = QVBoxLayout(body)

@@ -177,7 +177,7 @@ def decode_gpkg_geometry(blob: Optional[bytes]) -> Optional[shapely.Geometry]:
     return shapely.from_wkb(bytes(blob[8 + envelope_size :]))
 
 
-def _register_gpkg_functions(con: sqlite3.Connection) -> None:
+def register_gpkg_functions(con: sqlite3.Connection) -> None:
     """The ST_* functions GeoPackage's R-tree triggers call, which only GDAL's SQLite defines."""
 
     def bound(index):
@@ -228,7 +228,7 @@ class GeoPackageTracker(JobDatabaseInterface):
             # Only on a tracker: WAL changes the file's header, and a file that is not ours stays as it was.
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
-            _register_gpkg_functions(con)
+            register_gpkg_functions(con)
             self._con = con
             self._ensure_manager_columns()
         return self._con

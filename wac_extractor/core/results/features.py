@@ -19,7 +19,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
-from ..jobs.tracker import _register_gpkg_functions as register_gpkg_functions
+from ..jobs.tracker import register_gpkg_functions
 from ..planning.tiling import reproject
 
 
