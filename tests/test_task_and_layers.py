@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 import weakref
-from pathlib import Path
 
 import pytest
 from osgeo import gdal
