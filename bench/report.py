@@ -182,7 +182,8 @@ def draw(results: dict) -> str:
         f"{duration(section['after_mosaic_build_s'])} over display copies. Writing the display copies: "
         f"{duration(section['display_copies_s'])} for {section['tiles']:,} tiles "
         f"({1000 * section['display_copies_s'] / section['tiles']:.0f} ms a tile, "
-        f"{section['display_copy_mb']:.1f} MB each).",
+        f"{section['display_copy_mb']:.1f} MB each). Target: {section['target']}. "
+        f"{section.get('note', '').capitalize()}.",
     ])  # fmt: skip
 
 
