@@ -165,6 +165,28 @@ def mosaics(results: dict) -> str:
     ])  # fmt: skip
 
 
+def draw(results: dict) -> str:
+    section = results["mosaic_draw"]
+    rows = []
+    for key, label in (("before_netcdf", "before: tiles read from their NetCDF (composite VRTs over `NETCDF:`)"),
+                       ("after_display_copies", "after: tiles read from their display copies (COGs)")):  # fmt: skip
+        entry = section[key]
+        rows.append([label, duration(entry["first_s"]), f"**{duration(entry['median_s'])}**", spread(entry),
+                     entry["runs"], f"{entry['hdf5_diag_lines']:,}", f"{entry['rasterio_error_lines']:,}"])  # fmt: skip
+    return "\n\n".join([
+        measured(section, f"1 run; {section['tiles']:,} synthetic LCFM S2 tiles of {section['pixels']}, "
+                          f"the first month's true colour drawn zoomed out at {section['output_px']} px"),
+        table(["mosaic", "first draw", "median draw", "spread", "draws", "`HDF5-DIAG` lines", "`RasterIO error` lines"],
+              rows),
+        f"Building the mosaic a tile at a time: {duration(section['before_mosaic_build_s'])} over NetCDF, "
+        f"{duration(section['after_mosaic_build_s'])} over display copies. Writing the display copies: "
+        f"{duration(section['display_copies_s'])} for {section['tiles']:,} tiles "
+        f"({1000 * section['display_copies_s'] / section['tiles']:.0f} ms a tile, "
+        f"{section['display_copy_mb']:.1f} MB each). Target: {section['target']}. "
+        f"{section.get('note', '').capitalize()}.",
+    ])  # fmt: skip
+
+
 def scheduling(results: dict) -> str:
     section = results["scheduling"]
     names = {"ours": "ours (`ExtractionRunner`, poll every 0.5 s)",
@@ -234,7 +256,7 @@ def mutation(results: dict) -> str:
 
 
 SECTIONS = {"recipe": recipe, "planning": planning, "tracker": tracker, "layers": layers, "mosaics": mosaics,
-            "scheduling": scheduling, "ui": ui, "sampling": sampling, "mutation": mutation}  # fmt: skip
+            "draw": draw, "scheduling": scheduling, "ui": ui, "sampling": sampling, "mutation": mutation}  # fmt: skip
 
 
 def load() -> dict:

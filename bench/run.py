@@ -333,6 +333,11 @@ def bench_mosaic_layers(tiles: int = 1000, baseline_tiles: int = 100) -> dict:
     return _json_of("bench.mosaic_layers", str(tiles), str(baseline_tiles))
 
 
+def bench_mosaic_draw(tiles: int = 1000, pixels: int = 500) -> dict:
+    """A zoomed-out draw of a ``tiles``-tile month mosaic, NetCDF sources against display copies (own process)."""
+    return _json_of("bench.mosaic_draw", str(tiles), str(pixels))
+
+
 def bench_recipe_tile() -> dict:
     """What one job computes: a 10 km tile at 20 m per recipe, in the local backend's venv."""
     root = Path(__file__).resolve().parent.parent
@@ -354,6 +359,7 @@ SECTIONS = {
     "desktop": ("ui_desktop", bench_ui_desktop),
     "layers": ("result_layers", bench_result_layers),
     "mosaics": ("mosaic_layers", bench_mosaic_layers),
+    "draw": ("mosaic_draw", bench_mosaic_draw),
     "recipe": ("recipe_tile", bench_recipe_tile),
     "sampling": ("sampling", bench_sampling),
 }

@@ -8,7 +8,7 @@ import pytest
 
 from bench import report
 
-SECTIONS = ["recipe", "planning", "tracker", "layers", "mosaics", "scheduling", "ui", "sampling", "mutation"]
+SECTIONS = ["recipe", "planning", "tracker", "layers", "mosaics", "draw", "scheduling", "ui", "sampling", "mutation"]
 
 
 @pytest.fixture(scope="module")

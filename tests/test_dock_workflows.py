@@ -137,13 +137,13 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     dock.open_tile_layers(0)
     tile = str(dock.model.job(0)["tile_id"])
     months = len(run_group.findGroup(SENSOR_GROUPS[2]).children())
-    assert len(run_group.findGroup("Tiles").findGroup(tile).findLayers()) == months  # a layer a month
+    assert len(run_group.findGroup(f"Tile {tile}").findLayers()) == months  # a layer a month
     dock.open_tile_layers(0)
     assert len(QgsProject.instance().mapLayers()) == layer_count + months  # not twice
     feature = next(f for f in dock.jobs_layer.getFeatures() if f.id() == 2)  # fid 2: the job of row 1
     dock.tile_action._action.triggerForFeature(dock.jobs_layer, feature, QgsMapLayerActionContext())
     second = str(dock.model.job(1)["tile_id"])
-    assert run_group.findGroup("Tiles").findGroup(second).findLayers()
+    assert run_group.findGroup(f"Tile {second}").findLayers()
 
     # Zoom to a job's tile from the table.
     tile = dock.model.job(0)["spatial_extent"]

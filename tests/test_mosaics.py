@@ -73,8 +73,36 @@ def test_tiles_arriving_one_by_one_fill_one_mosaic_on_the_planned_grid(tmp_path,
     # QGIS reopens only the top file: one source per block (3 blocks of 4 tiles), not one per tile.
     assert path.read_text().count("<ComplexSource>") == 3 * 3  # blocks x bands
     blocks = sorted(p.name for p in path.with_suffix(".blocks").iterdir())
-    # A block is rewritten under a new name (GDAL's pool caches files by name); the one before is kept.
-    assert blocks == [f"{path.stem}_b{b:03d}_v{v}.vrt" for b in range(3) for v in (3, 4)]
+    # A block is rewritten under a new name (GDAL's pool caches files by name); superseded ones are kept
+    # for STALE_SECONDS (a layer may still read them).
+    assert blocks == [f"{path.stem}_b{b:03d}_k{mosaics.session}_v{v}.vrt" for b in range(3) for v in (1, 2, 3, 4)]
+
+
+def test_a_reader_of_the_mosaic_before_keeps_reading_while_tiles_arrive_and_a_resume_reuses_no_name(
+    tmp_path, monkeypatch
+):
+    """A render holding the mosaic's previous file reads its blocks after later tiles and after a resume
+    (QGIS said ``RasterIO error ... _v2.vrt: No such file`` when the version before last was deleted)."""
+    monkeypatch.setattr(mosaics_module, "BLOCK_TILES", 2)
+    mosaics = MonthMosaics(tmp_path / "mosaics", grid_of(4, 1))
+    (update,) = mosaics.add([tile_raster(tmp_path, 0, 0, 10)])
+    path = update.composite.path
+    reader = gdal.Open(str(path))  # a layer's provider on the file as it was
+    for column in (1, 2, 3):
+        mosaics.add([tile_raster(tmp_path, column, 0, 10 * (column + 1))])
+    resumed = MonthMosaics(tmp_path / "mosaics", grid_of(4, 1))  # a resumed run writes the same mosaic anew
+    resumed.add([tile_raster(tmp_path, column, 0, 10 * (column + 1)) for column in range(4)])
+    gdal.ErrorReset()
+    assert reader.GetRasterBand(1).ReadAsArray()[SIZE // 2, SIZE // 2] == 11 and gdal.GetLastErrorMsg() == ""
+    names = [p.name for p in path.with_suffix(".blocks").iterdir()]
+    assert len(names) == len(set(names)) and resumed.session != mosaics.session
+    assert value_at(path, 3, 0) == 41
+    # Once STALE_SECONDS have passed, the next write deletes what no layer reads any more.
+    monkeypatch.setattr(mosaics_module, "STALE_SECONDS", 0.0)
+    (grown,) = resumed.add([tile_raster(tmp_path, 5, 0, 60)])  # outside the grid: every block rewritten
+    assert grown.regridded
+    left = sorted(p.name for p in path.with_suffix(".blocks").iterdir())
+    assert all(f"_k{resumed.session}_" in name for name in left) and len(left) == 3
 
 
 def test_the_same_tile_again_changes_nothing_and_a_tile_outside_the_grid_grows_it(tmp_path):

@@ -95,7 +95,7 @@ def test_algorithm_runs_the_notebook_windows(algorithm, backend, tmp_path, monke
     project = QgsProject.instance()
     project.clear()
     to_load[results["TRACKER_LAYER"]].postProcessor().postProcessLayer(layer, context, feedback)
-    assert {c.value() for c in layer.renderer().categories()} == set(STATUS_COLOURS)
+    assert {c.value() for c in layer.renderer().categories()} == set(STATUS_COLOURS) | {"download_failed"}
     assert project.crs().authid() == "EPSG:32631"  # the tiles' UTM zone, not the layer's EPSG:4326
     assert project.viewSettings().defaultViewExtent().width() > 20_000  # the four windows, in metres
     # ... and the run's month mosaics: a layer per sensor and month (monthly recipe), not one per result.

@@ -9,7 +9,9 @@ from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from qgis.core import (
     Qgis,
+    QgsBasicNumericFormat,
     QgsCategorizedSymbolRenderer,
+    QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsDataProvider,
@@ -22,12 +24,13 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRasterShader,
     QgsRendererCategory,
+    QgsSingleBandGrayRenderer,
     QgsSingleBandPseudoColorRenderer,
     QgsVectorLayer,
 )
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, Qt, QTime, QTimer
-from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtGui import QColor, QPainter
 
 from ..core.jobs.tracker import TABLE
 from ..core.platform.hdf5_quiet import quiet_hdf5
@@ -43,8 +46,10 @@ STRETCH = {
     S1_DB: [(-20, 0), (-28, -8), (0, 15)],
     S1_P50_DB: [(-20, 0), (-28, -8), (-12, -4)],
 }
-# NDVI x 10000 (the LCFM scale): bare soil brown, sparse vegetation yellow, dense vegetation dark green.
-NDVI_RAMP = [(-2000, "#8c510a"), (2000, "#dfc27d"), (4000, "#d9ef8b"), (6000, "#66bd63"), (9000, "#00441b")]
+# NDVI in NDVI units (the display copy undoes the files' x 10000): bare soil brown, sparse vegetation
+# yellow, dense vegetation dark green.
+NDVI_RAMP = [(-0.2, "#8c510a"), (0.2, "#dfc27d"), (0.4, "#d9ef8b"), (0.6, "#66bd63"), (0.9, "#00441b")]
+BAND_CUT = (0.02, 0.98)  # an added band's stretch: its 2-98 % cumulative cut
 
 
 def _stretch(renderer: QgsMultiBandColorRenderer, layer: QgsRasterLayer, ranges) -> None:
@@ -67,9 +72,7 @@ def style_composite(layer: QgsRasterLayer, composite: WindowComposite) -> None:
     if composite.kind == NDVI_P50:
         ramp = QgsColorRampShader(NDVI_RAMP[0][0], NDVI_RAMP[-1][0])
         ramp.setColorRampType(Qgis.ShaderInterpolationMethod.Linear)
-        ramp.setColorRampItemList(
-            [QgsColorRampShader.ColorRampItem(v, QColor(c), f"{v / 10000:g}") for v, c in NDVI_RAMP]
-        )
+        ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), f"{v:g}") for v, c in NDVI_RAMP])
         shader = QgsRasterShader()
         shader.setRasterShaderFunction(ramp)
         renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
@@ -115,13 +118,24 @@ def composite_layer(composite: WindowComposite, name: str, read_only: bool = Fal
     return layer
 
 
-def _child_group(parent: QgsLayerTreeGroup, name: str) -> QgsLayerTreeGroup:
-    """The group ``name`` under ``parent``; a new one starts collapsed (a run adds groups by the dozen)."""
+def _child_group(parent: QgsLayerTreeGroup, name: str, index: int = -1) -> QgsLayerTreeGroup:
+    """The group ``name`` under ``parent``; a new one starts collapsed (a run adds groups by the dozen) at
+    ``index`` (-1: last)."""
     group = parent.findGroup(name)
     if group is None:
-        group = parent.addGroup(name)
+        group = parent.insertGroup(index, name) if index >= 0 else parent.addGroup(name)
         group.setExpanded(False)
     return group
+
+
+def _month_index(sensor_group: QgsLayerTreeGroup, period: str) -> int:
+    """Where a new period's group goes: months in order, above the windows (``2023-01..2023-03``)."""
+    names = [child.name() for child in sensor_group.children()]
+    single = ".." not in period
+    for index, name in enumerate(names):
+        if (single and ".." in name) or ((".." in name) == (not single) and name > period):
+            return index
+    return -1
 
 
 def mosaic_layer_name(composite: WindowComposite) -> str:
@@ -168,13 +182,43 @@ class ResultLoader:
     def run_group(self) -> QgsLayerTreeGroup:
         return _child_group(self.project.layerTreeRoot(), self.run_name)
 
-    def month_group(self, sentinel: int, month: str) -> QgsLayerTreeGroup:
-        return _child_group(_child_group(self.run_group(), SENSOR_GROUPS[int(sentinel)]), month)
+    def sensor_group(self, sentinel: int) -> QgsLayerTreeGroup:
+        """Sentinel-2 above Sentinel-1 (the radar would hide the optical); Sentinel-1 starts unticked."""
+        run = self.run_group()
+        name = SENSOR_GROUPS[int(sentinel)]
+        group = run.findGroup(name)
+        if group is None:
+            s1 = run.findGroup(SENSOR_GROUPS[1])
+            index = run.children().index(s1) if int(sentinel) == 2 and s1 is not None else -1
+            group = _child_group(run, name, index)
+            group.setItemVisibilityChecked(int(sentinel) == 2)
+        return group
 
-    def _add_layer(self, layer: QgsRasterLayer, group: QgsLayerTreeGroup, source: Path) -> None:
+    def month_group(self, sentinel: int, month: str) -> QgsLayerTreeGroup:
+        sensor = self.sensor_group(sentinel)
+        return _child_group(sensor, month, _month_index(sensor, month))
+
+    def _add_layer(self, layer: QgsRasterLayer, group: QgsLayerTreeGroup, source: Path, index: int = -1) -> None:
         self.project.addMapLayer(layer, False)
-        group.addLayer(layer).setExpanded(False)  # no legend rows in the Layers panel
+        node = group.insertLayer(index, layer) if index >= 0 else group.addLayer(layer)
+        node.setExpanded(False)  # no legend rows in the Layers panel
         self._layers_by_source()[source] = layer
+
+    def on_demand_group(self, name: str) -> QgsLayerTreeGroup:
+        """A group for layers a user asked for (a tile's, a band): at the top of the run's group, shown, open."""
+        run = self.run_group()
+        group = run.findGroup(name)
+        if group is None:
+            group = run.insertGroup(0, name)
+        elif run.children().index(group) != 0:  # asked again: back to the top
+            clone = group.clone()
+            run.insertChildNode(0, clone)
+            run.removeChildNode(group)
+            group = clone
+            self._by_source = None  # the moved layers' nodes are new
+        group.setItemVisibilityChecked(True)
+        group.setExpanded(True)
+        return group
 
     def show(self, shown: Iterable[Tuple[object, Optional[QgsRasterLayer]]]) -> List[QgsRasterLayer]:
         """Mosaic updates from :class:`~wac_extractor.qgis_glue.mosaic_feed.MosaicFeed`: new layers, or a reload."""
@@ -229,17 +273,34 @@ class ResultLoader:
         opening a 3-band VRT makes QGIS read the data for its default stretch.
         """
         layers = []
-        group = _child_group(_child_group(self.run_group(), "Tiles"), tile_label)
+        group = self.on_demand_group(f"Tile {tile_label}")
+        top = 0  # S2 layers in their order at the top, S1 below them
         for item in composites:
             composite, layer = item if isinstance(item, tuple) else (item, None)
-            if composite.path in self._layers_by_source():
+            existing = self._layers_by_source().get(composite.path)
+            if existing is not None and not sip.isdeleted(existing) and self.project.mapLayer(existing.id()):
                 continue  # already open
             kind = "S2" if composite.sentinel == 2 else "S1"
             layer = layer or composite_layer(composite, "")
             layer.setName(f"{kind} {composite.period} {composite.label} {tile_label}")
-            self._add_layer(layer, group, composite.path)
+            self._add_layer(layer, group, composite.path, top if composite.sentinel == 2 else -1)
+            top += composite.sentinel == 2
             layers.append(layer)
         return layers
+
+    def add_bands(self, layers: List[QgsRasterLayer], group_name: str) -> List[QgsRasterLayer]:
+        """Band layers (:func:`band_layer`) at the top of ``group_name``, itself at the top of the run's group."""
+        group = self.on_demand_group(group_name)
+        shown = []
+        for layer in reversed(layers):  # each on top: the first ends first
+            source = layer_path(layer)
+            existing = self._layers_by_source().get(source)
+            if existing is not None and not sip.isdeleted(existing) and self.project.mapLayer(existing.id()):
+                shown.append(existing)
+                continue
+            self._add_layer(layer, group, source, 0)
+            shown.append(layer)
+        return list(reversed(shown))
 
 
 Prepared = Tuple[WindowComposite, QgsRasterLayer]
@@ -271,25 +332,58 @@ def job_tiles_layer(tracker_path: Path, name: str = JOB_TILES_NAME) -> QgsVector
     return layer
 
 
+# A job's status, or "download failed" for a finished job whose result was refused (then it is filled red).
+TILE_STATUS = "CASE WHEN \"result_status\" = 'failed' THEN 'download_failed' ELSE \"status\" END"
+OUTLINE_ONLY = {"finished"}  # its result is on the map: nothing drawn over the imagery but the outline
+
+
 def style_job_tiles(layer: QgsVectorLayer) -> None:
-    """Colour a tracker's job tiles by status (the dock's tile layer and the Processing output alike)."""
+    """Colour a tracker's job tiles by status (the dock's tile layer and the Processing output alike).
+
+    Finished tiles are outlines only (their results are under them); pending, running and failed ones
+    are filled. A tile has a job per sensor and window, drawn on the same square: features replace
+    what is under them in the layer's own image (feature blending "source"), so a tile is tinted once,
+    not once per job; the layer's image is then drawn over the map as usual.
+    """
     categories = []
-    for status, colour in STATUS_COLOURS.items():
-        fill = f"{colour.red()},{colour.green()},{colour.blue()},50"  # QGIS reads "#RRGGBBAA" as ARGB: use r,g,b,a
-        symbol = QgsFillSymbol.createSimple({"color": fill, "outline_color": colour.name(), "outline_width": "0.6"})
+    colours = {**STATUS_COLOURS, "download_failed": STATUS_COLOURS["error"]}
+    for status, colour in colours.items():
+        rgb = f"{colour.red()},{colour.green()},{colour.blue()}"  # QGIS reads "#RRGGBBAA" as ARGB: use r,g,b,a
+        fill = f"{rgb},0" if status in OUTLINE_ONLY else f"{rgb},50"
+        style = "no" if status in OUTLINE_ONLY else "solid"
+        symbol = QgsFillSymbol.createSimple(
+            {"color": fill, "style": style, "outline_color": colour.name(), "outline_width": "0.6"}
+        )
         categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
-    layer.setRenderer(QgsCategorizedSymbolRenderer("status", categories))
+    layer.setRenderer(QgsCategorizedSymbolRenderer(TILE_STATUS, categories))
+    layer.setFeatureBlendMode(QPainter.CompositionMode.CompositionMode_Source)
 
 
-def band_layers(result: Path, variables: Iterable[str], month_index: int, month: str) -> List[QgsRasterLayer]:
-    """Single-band layers of one month of a result NetCDF (``NETCDF:"file":VAR``), grey, NaN transparent."""
-    quiet_hdf5()
-    layers = []
-    for variable in variables:
-        layer = QgsRasterLayer(f'NETCDF:"{result}":{variable}', f"{variable} {month}", "gdal")
-        if layer.isValid():
-            renderer = layer.renderer()
-            if hasattr(renderer, "setGrayBand"):
-                renderer.setGrayBand(month_index)
-            layers.append(layer)
-    return layers
+def _legend_format() -> QgsBasicNumericFormat:
+    """Three significant figures: "-250" and "6,560", not "-253.110352" and "6,561.15332"."""
+    number = QgsBasicNumericFormat()
+    number.setRoundingType(QgsBasicNumericFormat.RoundingType.SignificantFigures)
+    number.setNumberDecimalPlaces(3)
+    number.setShowTrailingZeros(False)
+    return number
+
+
+def band_layer(path: Path, name: str) -> QgsRasterLayer:
+    """One band's display copy, grey on its 2-98 % cumulative cut, a legend of rounded numbers; NaN transparent."""
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    if not layer.isValid():
+        raise ValueError(f"{path} does not open as a raster layer.")
+    low, high = layer.dataProvider().cumulativeCut(1, *BAND_CUT)
+    enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(1))
+    enhancement.setContrastEnhancementAlgorithm(
+        QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum, True
+    )
+    enhancement.setMinimumValue(low)
+    enhancement.setMaximumValue(high)
+    renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
+    renderer.setContrastEnhancement(enhancement)
+    legend = QgsColorRampLegendNodeSettings()
+    legend.setNumericFormat(_legend_format())
+    renderer.setLegendSettings(legend)
+    layer.setRenderer(renderer)
+    return layer

@@ -14,8 +14,9 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QObject, QTimer
 
 from ..core.jobs.tracker import TrackerError
+from ..core.results.composites import band_copy
 from ..definitions import LOG_TAG
-from ..qgis_glue.layers import ResultLoader, band_layers
+from ..qgis_glue.layers import ResultLoader, band_layer
 from ..qgis_glue.mosaic_feed import row_composites
 from ..qgis_glue.project_view import give_crs, set_default_view, set_month_steps, utm_crs
 from ..qgis_glue.tile_action import TileLayersAction
@@ -128,29 +129,66 @@ class RunMap(QObject):
                 LOG_TAG, f"{label}: no result yet (status {job.get('status')}).", Qgis.MessageLevel.Info, 5
             )
             return
-        if self.loader is None:
-            self.loader = ResultLoader(f"WAC {Path(str(self.model.tracker.path)).stem}")
+        loader = self._loader()
         try:
-            layers = self.loader.add(row_composites(job, Path(self.output_folder())), tile_label=label)
+            layers = loader.add(row_composites(job, Path(self.output_folder())), tile_label=label)
         except (OSError, RuntimeError, ValueError) as exc:
             message = f"{label}: its layers could not be opened: {exc}. Retry the job to download it again."
             self.iface.messageBar().pushMessage(LOG_TAG, message, Qgis.MessageLevel.Warning, 0)
             return
         if not layers:
-            self.iface.messageBar().pushMessage(LOG_TAG, f"{label}: no result files found.", Qgis.MessageLevel.Info, 5)
+            group = loader.run_group().findGroup(f"Tile {label}")
+            if group is None:
+                self.iface.messageBar().pushMessage(
+                    LOG_TAG, f"{label}: no result files found.", Qgis.MessageLevel.Info, 5
+                )
+                return
+            loader.on_demand_group(group.name())  # already open: back to the top, shown
+            layers = [node.layer() for node in loader.run_group().findGroup(group.name()).findLayers()]
+        self._show_added(layers, f"Tile {label}")
+
+    def _loader(self) -> ResultLoader:
+        if self.loader is None:
+            self.loader = ResultLoader(f"WAC {Path(str(self.model.tracker.path)).stem}")
+        return self.loader
+
+    def _show_added(self, layers: list, where: str) -> None:
+        """Layers a user asked for: the first selected in the Layers panel, and a line naming them."""
+        if layers:
+            self.iface.setActiveLayer(layers[0])  # the current layer in the Layers panel
+        names = ", ".join(layer.name() for layer in layers[:3])
+        more = f" and {len(layers) - 3} more" if len(layers) > 3 else ""
+        self.iface.messageBar().pushMessage(
+            LOG_TAG, f"Added at the top of the run's group ({where}): {names}{more}.", Qgis.MessageLevel.Info, 8
+        )
+        self.canvas.refresh()
 
     def add_band_layers(self, row: int, variables: Optional[List[str]] = None) -> None:
-        """Single-band layers of a job's result (every variable, or those given); the first time step."""
+        """Single-band layers of a job's result (every variable, or those given); the first time step.
+
+        Each band is read from its display copy (written here once, from the NetCDF), named
+        ``<variable> <tile> <window>`` and stretched on its 2-98 % cumulative cut.
+        """
         job = self.model.job(row)
-        if job is None or self.loader is None:
+        if job is None or self.model.tracker is None:
             return
-        from ..core.recipes.process_graphs import expected_variables
+        from ..core.planning.timewindows import months_in
+        from ..core.recipes.process_graphs import decode_cell, expected_variables
 
         variables = variables or expected_variables(job)
-        for relative in json.loads(job.get("result_files") or "[]"):
-            path = Path(self.output_folder()) / relative
-            layers = band_layers(path, variables, 1, str(job.get("tile_id") or ""))
-            group = self.loader.run_group().addGroup(f"Bands {job.get('tile_id')} S{job.get('sentinel')}")
-            for layer in layers:
-                QgsProject.instance().addMapLayer(layer, False)
-                group.addLayer(layer)
+        months = months_in(tuple(decode_cell(job["temporal_extent"])))
+        window = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+        tile = str(job.get("tile_id") or job.get("title") or "")
+        layers = []
+        try:
+            for relative in json.loads(job.get("result_files") or "[]"):
+                path = Path(self.output_folder()) / relative
+                if path.suffix.lower() not in (".nc", ".nc4"):
+                    continue
+                layers += [band_layer(band_copy(path, v), f"{v} {tile} {window}") for v in variables]
+        except (OSError, RuntimeError, ValueError) as exc:
+            message = f"{tile}: its bands could not be opened: {exc}. Retry the job to download it again."
+            self.iface.messageBar().pushMessage(LOG_TAG, message, Qgis.MessageLevel.Warning, 0)
+            return
+        group = f"Bands {tile} S{job.get('sentinel')} {window}"
+        self._show_added(self._loader().add_bands(layers, group), group)

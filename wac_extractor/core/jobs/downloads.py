@@ -22,6 +22,7 @@ from openeo.rest import OpenEoApiPlainError
 
 from ..backends.signin import is_auth_error
 from ..recipes.process_graphs import decode_cell, expected_result
+from ..results.composites import result_composites
 from ..results.download import (
     DownloadCancelled,
     DownloadError,
@@ -112,6 +113,7 @@ class ResultFetcher:
                     break
                 problems = self._check(files, row)
                 if not problems:
+                    self._display_copies(files, row)
                     relative = [str(f.relative_to(self.output_dir)) for f in files]
                     self.tracker.update_row(index, result_status="ok", result_files=json.dumps(relative))
                     self.emit(index, row, "downloaded", message=", ".join(relative))
@@ -144,6 +146,19 @@ class ResultFetcher:
         message = "download failed: " + reason
         self.tracker.update_row(index, result_status="failed", error_message=message[:1000], **{CAUSE_COLUMN: cause})
         self.emit(index, row, "download_failed", message=message)
+
+    @staticmethod
+    def _display_copies(files: List[Path], row: pd.Series) -> None:
+        """The COGs the map shows, written once here (the map then never opens the NetCDF in a render thread).
+
+        A failure costs the job nothing: the result is good, and the map writes them when it first needs them.
+        """
+        for f in files:
+            if f.suffix.lower() in (".nc", ".nc4"):
+                try:
+                    result_composites(f, row)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    _log.warning("display copies of %s not written yet: %s", f, exc)
 
     @staticmethod
     def _check(files: List[Path], row: pd.Series) -> List[str]:

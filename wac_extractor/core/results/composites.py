@@ -1,7 +1,11 @@
-"""Composite rasters (GDAL VRTs) from a result NetCDF, ready to style in QGIS.
+"""Display copies of a result NetCDF: the composites QGIS styles, as Cloud-Optimized GeoTIFFs.
 
 A multi-variable NetCDF opens in QGIS only per variable (``NETCDF:"file":B04``), with one band per
-time step. We build small VRTs next to the result:
+time step, and every open goes through netCDF-C and HDF5: in QGIS's render threads that printed
+~150,000 ``HDF5-DIAG`` lines per Desktop run, and a zoomed-out mosaic of 300 NetCDF tiles took 6.5 s
+to draw (GDAL reopened them beyond its dataset pool). So each composite is written once, when the
+result is checked, as a COG with overviews next to the result (GDAL's COG driver, from an in-memory
+VRT over the NetCDF); the mosaics and tile layers read those. The NetCDF stays the deliverable.
 
 - ``monthly`` recipe, per month: Sentinel-2 true colour (B04, B03, B02 of that month);
   Sentinel-1 VV, VH (dB) and VV-VH (the VV/VH ratio in dB, a GDAL ``diff`` pixel function).
@@ -9,14 +13,20 @@ time step. We build small VRTs next to the result:
   whole window true colour from the P50 bands and NDVI P50; Sentinel-1 VV, VH and VH/VV P50,
   converted to dB by GDAL's ``dB`` pixel function (the files hold linear power).
 
-Building VRTs is plain GDAL (no Qt), so it runs in the background task; QGIS then only opens them.
+- NDVI P50 is written in NDVI units (the int16 file holds NDVI x 10000): the legend reads -0.2..0.9.
+- S1 is written in dB, so its legend reads dB.
+
+Writing is plain GDAL (no Qt): the download thread or the background task; QGIS then only opens them.
 The month mosaics across tiles are built from these composites by :mod:`.mosaics`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -96,6 +106,11 @@ def _gdal():
     return gdal
 
 
+NDVI_SCALE = 1e-4  # the LCFM files hold NDVI x 10000 (openeo's compute_and_rescale_indices)
+DISPLAY_SUFFIX = ".tif"
+SMALLEST_OVERVIEW_PX = 16  # overviews halve the tile until its smaller side is about this
+
+
 def subdataset(path: Path, variable: str) -> str:
     return f'NETCDF:"{path}":{variable}'
 
@@ -121,10 +136,12 @@ def time_steps(path: Path, variable: str) -> List[str]:
     return months
 
 
-def _source_xml(path: Path, variable: str, band: int) -> str:
+def _source_xml(path: Path, variable: str, band: int, scale: Optional[float] = None) -> str:
+    scaled = f"<ScaleOffset>0</ScaleOffset><ScaleRatio>{scale!r}</ScaleRatio>" if scale is not None else ""
+    kind = "ComplexSource" if scaled else "SimpleSource"
     return (
-        f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(subdataset(path, variable))}</SourceFilename>'
-        f"<SourceBand>{band}</SourceBand></SimpleSource>"
+        f'<{kind}><SourceFilename relativeToVRT="0">{escape(subdataset(path, variable))}</SourceFilename>'
+        f"<SourceBand>{band}</SourceBand>{scaled}</{kind}>"
     )
 
 
@@ -149,28 +166,78 @@ def _band_xml(number: int, description: str, sources: str, derived: Optional[str
 
 
 def month_composites(result: Path, sentinel: int, out_dir: Optional[Path] = None) -> List[WindowComposite]:
-    """Build one VRT per month of a result NetCDF (S2 true colour or S1 VV/VH/ratio)."""
+    """One display copy per month of a result NetCDF (S2 true colour or S1 VV/VH/ratio)."""
     out_dir = out_dir or result.parent
     variables = S2_TRUE_COLOUR if int(sentinel) == 2 else S1_BANDS
     composites = []
     for index, month in enumerate(time_steps(result, variables[0]), start=1):
         if int(sentinel) == 2:
             bands = [_band_xml(i + 1, v, _source_xml(result, v, index)) for i, v in enumerate(S2_TRUE_COLOUR)]
-            name = f"S2_true_colour_{month}.vrt"
+            name = f"S2_true_colour_{month}"
         else:
             vv, vh = (_source_xml(result, v, index) for v in S1_BANDS)
             bands = [_band_xml(1, "VV", vv), _band_xml(2, "VH", vh), _band_xml(3, "VV/VH (dB)", vv + vh, "diff")]
-            name = f"S1_VV_VH_{month}.vrt"
-        path = out_dir / name
-        path.write_text(_vrt_xml(result, variables[0], bands))
+            name = f"S1_VV_VH_{month}"
+        path = _write(result, out_dir / (name + DISPLAY_SUFFIX), variables[0], bands)
         composites.append(WindowComposite(int(sentinel), month, path, result, index))
     return composites
 
 
-def _write(result: Path, path: Path, variable: str, bands: List[str]) -> Path:
-    """A VRT on the grid of ``variable`` (every variable of a result shares it)."""
-    path.write_text(_vrt_xml(result, variable, bands))
+def overview_count(width: int, height: int) -> int:
+    """Halvings until the smaller side is about :data:`SMALLEST_OVERVIEW_PX` (at least one)."""
+    return max(1, int(math.log2(max(1, min(width, height)) / SMALLEST_OVERVIEW_PX)) + 1)
+
+
+def write_cog(source, path: Path) -> Path:
+    """``source`` (a dataset or a VRT's XML) as a COG with overviews at ``path``, written whole or not at all.
+
+    A copy already there is kept (written once); a reader never sees half a file (a temporary name, then
+    a rename), and two threads writing the same copy each use their own temporary name.
+    """
+    if path.exists():
+        return path
+    gdal = _gdal()
+    dataset = gdal.Open(source) if isinstance(source, str) else source
+    # ZSTD without predictor, 128 px blocks: a zoomed-out draw decompresses one small block per tile and
+    # band (DEFLATE with the float predictor in 256 px blocks cost 10 ms a tile, this 1-2 ms).
+    options = [
+        "COMPRESS=ZSTD",
+        "BLOCKSIZE=128",
+        "RESAMPLING=AVERAGE",  # NaN-aware: masked pixels do not darken the overviews
+        f"OVERVIEW_COUNT={overview_count(dataset.RasterXSize, dataset.RasterYSize)}",
+    ]
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.part{DISPLAY_SUFFIX}")
+    try:
+        if gdal.Translate(str(temporary), dataset, format="COG", creationOptions=options) is None:
+            raise ValueError(f"{path.name}: GDAL could not write the display copy")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
+
+
+def _write(result: Path, path: Path, variable: str, bands: List[str]) -> Path:
+    """A display copy on the grid of ``variable`` (every variable of a result shares it), once."""
+    if path.exists():
+        return path
+    return write_cog(_vrt_xml(result, variable, bands), path)
+
+
+def band_copy(result: Path, variable: str, band: int = 1, out_dir: Optional[Path] = None) -> Path:
+    """One variable (its ``band``-th time step) as a display copy: what *Add band* shows (NDVI in NDVI units)."""
+    out_dir = out_dir or result.parent
+    suffix = f"_t{band}" if band != 1 else ""
+    path = out_dir / "bands" / f"{variable}{suffix}{DISPLAY_SUFFIX}"
+    if path.exists():
+        return path
+    path.parent.mkdir(exist_ok=True)
+    scale = NDVI_SCALE if variable.startswith("NDVI_") else None
+    return _write(result, path, variable, [_band_xml(1, variable, _source_xml(result, variable, band, scale))])
+
+
+def _scaled_band(number: int, result: Path, variable: str, scale: float) -> str:
+    """A band of ``variable`` times ``scale`` (NDVI x 10000 back to NDVI); NaN stays NaN."""
+    return _band_xml(number, variable, _source_xml(result, variable, 1, scale))
 
 
 def _db_band(number: int, result: Path, variable: str) -> str:
@@ -183,36 +250,37 @@ def _db_band(number: int, result: Path, variable: str) -> str:
 def lcfm_composites(
     result: Path, sentinel: int, temporal_extent: Sequence[str], out_dir: Optional[Path] = None
 ) -> List[WindowComposite]:
-    """VRTs of an ``lcfm`` result: S2 true colour per month and P50 true colour and NDVI for the window;
-    S1 VV/VH/VH_VV P50 in dB for the window."""
+    """Display copies of an ``lcfm`` result: S2 true colour per month and P50 true colour and NDVI (in NDVI
+    units) for the window; S1 VV/VH/VH_VV P50 in dB for the window."""
     from ..planning.timewindows import months_in
 
     out_dir = out_dir or result.parent
     months = months_in(tuple(temporal_extent))
     first, count = months[0], len(months)
 
-    def vrt(name: str, variables: Sequence[str]) -> Path:
+    def copy(name: str, variables: Sequence[str]) -> Path:
         bands = [_band_xml(i + 1, v, _source_xml(result, v, 1)) for i, v in enumerate(variables)]
-        return _write(result, out_dir / name, variables[0], bands)
+        return _write(result, out_dir / (name + DISPLAY_SUFFIX), variables[0], bands)
 
     if int(sentinel) == 1:
         bands = [_db_band(i + 1, result, f"{band}_P50") for i, band in enumerate(("VV", "VH", "VH_VV"))]
-        path = _write(result, out_dir / f"S1_P50_dB_{first}_{count}m.vrt", "VV_P50", bands)
+        path = _write(result, out_dir / f"S1_P50_dB_{first}_{count}m{DISPLAY_SUFFIX}", "VV_P50", bands)
         return [WindowComposite(1, first, path, result, 1, S1_P50_DB, count)]
     composites = [
-        WindowComposite(2, month, vrt(f"S2_true_colour_{month}.vrt", [f"{b}_M{k}" for b in S2_TRUE_COLOUR]), result, 1)
+        WindowComposite(2, month, copy(f"S2_true_colour_{month}", [f"{b}_M{k}" for b in S2_TRUE_COLOUR]), result, 1)
         for k, month in enumerate(months, start=1)
     ]
     window = f"{first}_{count}m"
-    path = vrt(f"S2_true_colour_P50_{window}.vrt", [f"{b}_P50" for b in S2_TRUE_COLOUR])
+    path = copy(f"S2_true_colour_P50_{window}", [f"{b}_P50" for b in S2_TRUE_COLOUR])
     composites.append(WindowComposite(2, first, path, result, 1, TRUE_COLOUR_P50, count))
-    path = vrt(f"S2_NDVI_P50_{window}.vrt", ["NDVI_P50"])
+    ndvi = out_dir / f"S2_NDVI_P50_{window}{DISPLAY_SUFFIX}"
+    path = _write(result, ndvi, "NDVI_P50", [_scaled_band(1, result, "NDVI_P50", NDVI_SCALE)])
     composites.append(WindowComposite(2, first, path, result, 1, NDVI_P50, count))
     return composites
 
 
 def result_composites(result: Path, row) -> List[WindowComposite]:
-    """The composites of a job's result, by the row's recipe."""
+    """The display copies of a job's result, by the row's recipe: written the first time, then only listed."""
     from ..recipes import row_recipe
     from ..recipes.process_graphs import decode_cell
 

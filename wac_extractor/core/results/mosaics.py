@@ -12,15 +12,25 @@ only that top file on each update (on the UI thread), so its size must not grow 
 GDAL took 15 ms to open a flat VRT of 300 tiles, 50 ms for 1,000, and QGIS's reload more. Re-running
 BuildVRT over all tiles at each arrival instead opened every source again, O(n^2) for the run.
 
-A block is rewritten under a new name each time (``..._b003_v12.vrt``): GDAL keeps the VRTs it
-reads sources from open in its dataset pool, by name, and would not see a rewritten file.
+A block is rewritten under a new name each time (``..._b003_k3f9a_v12.vrt``): GDAL keeps the VRTs it
+reads sources from open in its dataset pool, by name, and would not see a rewritten file. A name is
+never reused (the ``k3f9a`` is this session's: a resumed run does not write over the blocks a reopened
+project's layer still reads), and a superseded block is deleted only :data:`STALE_SECONDS` later:
+a layer still open on the mosaic's previous file (a map render, a layer not reloaded yet) reads its
+blocks until then. Deleting the version before at once gave QGIS's ``RasterIO error ... _v2.vrt: No
+such file`` after a resume.
+
+The tiles placed are the composites' display copies (COGs with overviews, :mod:`.composites`): a
+zoomed-out draw reads their overviews, and no NetCDF is opened while QGIS draws.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import secrets
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +42,7 @@ Bounds = Tuple[float, float, float, float]  # west, south, east, north
 BLOCK_TILES = 64
 SOURCE_TAGS = ("SimpleSource", "ComplexSource", "AveragedSource", "KernelFilteredSource")
 _PLACEHOLDER = "WacSources"
+STALE_SECONDS = 120.0  # a superseded block stays this long for the layers still reading it
 
 
 @dataclass
@@ -54,6 +65,7 @@ class _Mosaic:
     sources: Dict[Path, List[str]] = field(default_factory=dict)  # per tile composite: each band's sources
     band_types: List[str] = field(default_factory=list)
     blocks: Dict[int, int] = field(default_factory=dict)  # block number: its file's version
+    stale: Dict[Path, float] = field(default_factory=dict)  # superseded block files: when they were
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,7 @@ class MonthMosaics:
         self.planned = dict(planned or {})
         self._mosaics: Dict[tuple, _Mosaic] = {}
         self._lock = threading.Lock()
+        self.session = secrets.token_hex(3)  # in every block name this object writes: never one reused
 
     def mosaics(self) -> List[WindowComposite]:
         with self._lock:
@@ -204,13 +217,16 @@ class MonthMosaics:
         tiles = list(mosaic.sources.values())
         folder = mosaic.composite.path.with_suffix(".blocks")
         folder.mkdir(parents=True, exist_ok=True)
+        now = time.monotonic()
+        if not mosaic.blocks:  # a session's first write: an earlier session's blocks may still be read
+            mosaic.stale.update((path, now) for path in folder.glob("*.vrt"))
         for block in sorted(blocks):
-            version = mosaic.blocks[block] = mosaic.blocks.get(block, 0) + 1
+            if block in mosaic.blocks:
+                mosaic.stale[self._block_path(mosaic, block)] = now
+            mosaic.blocks[block] = mosaic.blocks.get(block, 0) + 1
             mine = tiles[block * BLOCK_TILES : (block + 1) * BLOCK_TILES]
             text = _fill(mosaic.parts, lambda band, mine=mine: (t[band] for t in mine))
             _write_atomic(self._block_path(mosaic, block), text)
-            # The version before stays: a map render may still be opening it.
-            self._block_path(mosaic, block, version - 2).unlink(missing_ok=True)
         width, height = _grid_size(mosaic.grid)
 
         def block_sources(band: int):
@@ -219,12 +235,20 @@ class MonthMosaics:
                 yield _block_source(relative, band + 1, mosaic.band_types[band], width, height)
 
         _write_atomic(mosaic.composite.path, _fill(mosaic.parts, block_sources))
+        self._forget_stale(mosaic, now)
 
     @staticmethod
-    def _block_path(mosaic: _Mosaic, block: int, version: Optional[int] = None) -> Path:
-        version = mosaic.blocks.get(block, 0) if version is None else version
+    def _forget_stale(mosaic: _Mosaic, now: float) -> None:
+        """Delete the superseded blocks no layer can still be reading (older than :data:`STALE_SECONDS`)."""
+        for path, since in list(mosaic.stale.items()):
+            if now - since >= STALE_SECONDS:
+                path.unlink(missing_ok=True)
+                del mosaic.stale[path]
+
+    def _block_path(self, mosaic: _Mosaic, block: int) -> Path:
+        version = mosaic.blocks.get(block, 0)
         folder = mosaic.composite.path.with_suffix(".blocks")
-        return folder / f"{mosaic.composite.path.stem}_b{block:03d}_v{version}.vrt"
+        return folder / f"{mosaic.composite.path.stem}_b{block:03d}_k{self.session}_v{version}.vrt"
 
 
 def _grid_size(grid: _Grid) -> Tuple[int, int]:
@@ -264,13 +288,13 @@ def planned_bounds(extents: Iterable[object]) -> Dict[int, Bounds]:
 
     planned: Dict[int, Bounds] = {}
     for cell in extents:
-        extent = decode_cell(cell) if isinstance(cell, str) else cell
-        if not isinstance(extent, dict):
-            continue
-        try:
+        try:  # a damaged cell (hand-edited tracker) leaves that tile out of the grid, not the run's mosaics
+            extent = decode_cell(cell) if isinstance(cell, str) else cell
+            if not isinstance(extent, dict):
+                continue
             epsg = int(str(extent.get("crs", 4326)).split(":")[-1])
             bounds = (float(extent["west"]), float(extent["south"]), float(extent["east"]), float(extent["north"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, SyntaxError):
             continue
         if epsg == 4326:
             continue  # a lat/lon extent says nothing of the UTM grid
