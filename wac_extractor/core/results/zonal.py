@@ -53,7 +53,7 @@ class Grid:
 
 def coverage(polygon: BaseGeometry, grid: Grid) -> Coverage:
     """Pixels a polygon covers and the covered fraction of each (0 < w <= 1)."""
-    cover = coverages(np.array([polygon], dtype=object), grid)
+    cover = coverages_shapely(np.array([polygon], dtype=object), grid)
     return cover.pixels // grid.width, cover.pixels % grid.width, cover.weights
 
 
@@ -80,7 +80,56 @@ def _windows(polygons: np.ndarray, grid: Grid) -> np.ndarray:
     return windows
 
 
+def coverage_engine() -> str:
+    """ "exactextract" when it is installed (the same exact weights, about 5x faster: bench/README.md), else
+    "shapely"; sampling works with either, the plugin's dependency installer installs exactextract."""
+    try:
+        import exactextract  # noqa: F401
+    except ImportError:
+        return "shapely"
+    return "exactextract"
+
+
 def coverages(polygons: np.ndarray, grid: Grid) -> Coverages:
+    """Every polygon's covered pixels and the covered fraction of each, by :func:`coverage_engine`."""
+    if coverage_engine() == "exactextract":
+        return coverages_exactextract(polygons, grid)
+    return coverages_shapely(polygons, grid)
+
+
+def coverages_exactextract(polygons: np.ndarray, grid: Grid) -> Coverages:
+    """exactextract's ``cell_id`` and ``coverage`` (float32 fractions, exact to ~1e-7) on a dummy raster of
+    the grid: its C++ walks each polygon's border cells instead of intersecting a box per pixel."""
+    from exactextract import exact_extract
+    from exactextract.raster import NumPyRasterSource
+
+    present = np.flatnonzero(~shapely.is_empty(polygons))
+    raster = NumPyRasterSource(np.zeros((grid.height, grid.width), np.uint8), grid.x0, grid.y0 - grid.dy * grid.height,
+                               grid.x0 + grid.dx * grid.width, grid.y0)  # fmt: skip
+    features = [{"type": "Feature", "properties": {"k": int(k)}, "geometry": shapely.geometry.mapping(polygons[k])}
+                for k in present]  # fmt: skip
+    found = exact_extract(raster, features, ["cell_id", "coverage"], include_cols=["k"]) if len(present) else []
+    owners, pixels, weights = [], [], []
+    for feature in found:
+        cells = np.asarray(feature["properties"]["cell_id"], np.int64)
+        owners.append(np.full(len(cells), feature["properties"]["k"]))
+        pixels.append(cells)
+        weights.append(np.asarray(feature["properties"]["coverage"], np.float64))
+    return _collect(len(polygons), *(np.concatenate(a) if a else np.zeros(0) for a in (owners, pixels, weights)))
+
+
+def _collect(n: int, owner: np.ndarray, pixels: np.ndarray, weights: np.ndarray) -> Coverages:
+    """Covered pixels (weight > 0) grouped polygon after polygon."""
+    keep = weights > 0
+    owner, pixels, weights = owner[keep].astype(np.int64), pixels[keep].astype(np.int64), weights[keep]
+    order = np.argsort(owner, kind="stable")
+    owner, pixels, weights = owner[order], pixels[order], weights[order]
+    counts = np.bincount(owner, minlength=n)
+    present = np.flatnonzero(counts)
+    return Coverages(present, np.concatenate([[0], np.cumsum(counts[present])]), pixels, weights)
+
+
+def coverages_shapely(polygons: np.ndarray, grid: Grid) -> Coverages:
     """Every polygon's covered pixels in a few vectorised GEOS calls: a box per pixel of the polygon's
     window; boxes wholly inside weigh 1, only the border boxes need an intersection (the slow part)."""
     windows = _windows(polygons, grid)
@@ -100,12 +149,7 @@ def coverages(polygons: np.ndarray, grid: Grid) -> Coverages:
     edge = np.flatnonzero(~inside)
     edge = edge[shapely.intersects(owners[edge], boxes[edge])]
     weights[edge] = shapely.area(shapely.intersection(boxes[edge], owners[edge])) / grid.pixel_area
-    keep = weights > 0
-    owner, pixels, weights = owner[keep], rows[keep] * grid.width + cols[keep], weights[keep]
-    counts = np.bincount(owner, minlength=len(polygons))
-    present = np.flatnonzero(counts)
-    starts = np.concatenate([[0], np.cumsum(counts[present])])
-    return Coverages(present, starts, pixels, weights)
+    return _collect(len(polygons), owner, rows * grid.width + cols, weights)
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -122,10 +166,12 @@ def weighted_medians(values: np.ndarray, weights: np.ndarray, starts: np.ndarray
     pixels in columns ``starts[k]:starts[k + 1]`` (none empty); returns (variables, polygons)."""
     n_vars, n = values.shape
     first, last = starts[:-1], starts[1:] - 1
-    segment = np.repeat(np.arange(len(first)), np.diff(starts))
-    # sorted by value inside each polygon: a sort of the whole row, then a stable one by polygon
-    order = np.argsort(np.where(np.isfinite(values), values, np.inf), axis=1, kind="stable")
-    order = np.take_along_axis(order, np.argsort(segment[order], axis=1, kind="stable"), axis=1)
+    # sorted by value inside each polygon (masked last): one sort per polygon, all variables at once, is
+    # twice as fast as one sort of the whole row; ties among equal values do not change the median
+    keyed = np.where(np.isfinite(values), values, np.inf)
+    order = np.empty(values.shape, np.int64)
+    for a, b in zip(first, last + 1):
+        order[:, a:b] = np.argsort(keyed[:, a:b], axis=1) + a
     sorted_values = np.take_along_axis(values, order, axis=1)
     w = np.where(np.isfinite(sorted_values), weights[order], 0.0)
     running = np.cumsum(w, axis=1)
