@@ -4,6 +4,7 @@ references computed one pixel at a time: no backend, random fields over two adja
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,12 @@ def test_fields_across_two_tiles_in_small_batches_equal_per_pixel_references(mon
                 got = table[f"S2_{name}_{stat}"][i]
                 assert (math.isnan(got) and math.isnan(value)) or got == pytest.approx(value, rel=tol), (i, stat)
     assert crossing >= 3, "the random fields should cross the tile border"
+
+
+def test_without_exactextract_sampling_says_what_to_install_and_samples_with_shapely(monkeypatch):
+    monkeypatch.setitem(sys.modules, "exactextract", None)  # as if not installed: importing it raises
+    assert zonal.coverage_engine() == "shapely"
+    assert "pip install exactextract" in zonal.engine_hint()
+    fields = _fields(np.random.default_rng(11), 5)
+    got, expected = zonal.coverages(fields, GRIDS[0]), zonal.coverages_shapely(fields, GRIDS[0])
+    assert np.array_equal(got.pixels, expected.pixels) and np.array_equal(got.weights, expected.weights)
