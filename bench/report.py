@@ -73,7 +73,7 @@ def sampling(results: dict) -> str:
     for key, label in names.items():
         entry = section.get(key) or {"error": "not run"}
         if "error" in entry:
-            rows.append([label, "-", "-", "-", entry["error"]])
+            rows.append([label, "-", "-", "-", "-", entry["error"]])
             continue
         runs = entry.get("runs", [entry])
         loads = ", ".join(f"{r['load_1min'][0]:.1f}" for r in runs if "load_1min" in r)
@@ -82,14 +82,15 @@ def sampling(results: dict) -> str:
         if "variables_measured" in entry:
             note = (f"{entry['variables_measured']} variables timed over a VRT of the 100 files "
                     f"({duration(entry['seconds_measured'])}), scaled to {section['variables']}; {note}")  # fmt: skip
-        rows.append([label, f"**{duration(entry['seconds'])}**", worst, f"{entry['peak_rss_mb']:.0f} MB", note])
+        cpu = duration(entry["cpu_s"]) if "cpu_s" in entry and "variables_measured" not in entry else "-"
+        rows.append([label, f"**{duration(entry['seconds'])}**", worst, cpu, f"{entry['peak_rss_mb']:.0f} MB", note])
     low, median, high = section["field_ha"]
     runs = (f"{size}; tiles of {section.get('tile_km', 2):g} km, {section['pixels']}, fields of {low:g}-{high:g} ha "
             f"(median {median:g} ha), {section['fields_across_tiles']:,} across a tile border; tiles synthesised in "
             f"{duration(section['synthesis_s'])}; one process per engine, niced")  # fmt: skip
     return "\n\n".join([
         measured(section, runs),
-        table(["engine", "wall (best)", "best .. worst", "peak RSS", "note"], rows),
+        table(["engine", "wall (best)", "best .. worst", "CPU time (that run)", "peak RSS", "note"], rows),
     ])  # fmt: skip
 
 
