@@ -3,7 +3,10 @@ references computed one pixel at a time: no backend, random fields over two adja
 
 from __future__ import annotations
 
+import ctypes.util
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,3 +145,25 @@ def test_without_exactextract_sampling_says_what_to_install_and_samples_with_sha
     fields = _fields(np.random.default_rng(11), 5)
     got, expected = zonal.coverages(fields, GRIDS[0]), zonal.coverages_shapely(fields, GRIDS[0])
     assert np.array_equal(got.pixels, expected.pixels) and np.array_equal(got.weights, expected.weights)
+
+
+GEOS_C = ctypes.util.find_library("geos_c")
+
+
+@pytest.mark.skipif(not GEOS_C or zonal.coverage_engine() != "exactextract", reason="needs GEOS and exactextract")
+def test_with_a_geos_in_the_global_scope_as_in_qgis_desktop_the_shapely_engine_is_used():
+    """QGIS Desktop links GEOS into its binary; exactextract's bundled GEOS then crashed on rotated fields.
+    Preloading the system GEOS makes the same global scope in a child process."""
+    code = (
+        "import numpy as np\n"
+        "from wac_extractor.core.results import zonal\n"
+        "from tests.test_zonal import GRIDS, _fields\n"
+        "cover = zonal.coverages(_fields(np.random.default_rng(2), 40), GRIDS[0])\n"
+        "print(zonal.coverage_engine(), len(cover.pixels), repr(zonal.engine_hint()))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "LD_PRELOAD": GEOS_C, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-500:]}"
+    engine, pixels, hint = done.stdout.split()
+    assert engine == "shapely" and int(pixels) > 0 and hint == "''"

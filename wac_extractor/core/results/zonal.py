@@ -9,6 +9,8 @@ tile for a field inside one tile, over the union of its tiles' covered pixel val
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -80,9 +82,24 @@ def _windows(polygons: np.ndarray, grid: Grid) -> np.ndarray:
     return windows
 
 
+def geos_in_global_scope() -> bool:
+    """On Linux, whether a GEOS is in the process's global symbol scope, as in QGIS Desktop and
+    ``qgis_process`` (their binaries link it). Its symbols then take over those of exactextract's bundled
+    GEOS, and the mix crashes (a segfault here with Debian's GEOS 3.11 preloaded, tests/test_zonal.py).
+    Plain Python, the CLI and ``import qgis.core`` load GEOS locally: no clash."""
+    if not sys.platform.startswith("linux"):
+        return False  # Windows DLLs and macOS two-level namespaces bind each library's own GEOS
+    try:
+        return hasattr(ctypes.CDLL(None), "GEOSversion")
+    except OSError:
+        return False
+
+
 def coverage_engine() -> str:
-    """ "exactextract" when it is installed (the same exact weights, about 5x faster: bench/README.md), else
-    "shapely"; sampling works with either, the plugin's dependency installer installs exactextract."""
+    """The coverage weights' engine: exactextract when it is installed and safe in this process (the same
+    exact weights, about 5x faster: bench/README.md), else shapely; sampling works with either."""
+    if geos_in_global_scope():
+        return "shapely"
     try:
         import exactextract  # noqa: F401
     except ImportError:
@@ -92,8 +109,8 @@ def coverage_engine() -> str:
 
 def engine_hint() -> str:
     """What to install for faster sampling, or '' when exactextract is there (shown by the CLI, for the UI)."""
-    if coverage_engine() == "exactextract":
-        return ""
+    if coverage_engine() == "exactextract" or geos_in_global_scope():
+        return ""  # installed or not, nothing to install that this process could use
     return (
         "exactextract is not installed: the coverage weights come from shapely, about 5x slower on large layers "
         "(same results); install it with the plugin's dependency installer or 'pip install exactextract'."
