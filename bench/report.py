@@ -65,22 +65,32 @@ def recipe(results: dict) -> str:
 def sampling(results: dict) -> str:
     section = results["sampling"]
     size = f"{section['fields']:,} fields x {section['tiles']} tiles (S1 + S2) x {section['variables']} variables"
-    names = {"ours": "numpy + shapely + GDAL (chosen)", "exactextract": "exactextract 0.3.0 (per tile, no combining)",
-             "qgis": "QGIS `native:zonalstatisticsfb`"}  # fmt: skip
+    names = {"ours": "ours, coverage weights by exactextract (chosen when installed): every statistic, tiles combined",
+             "ours_shapely": "ours, coverage weights by shapely (GEOS; without exactextract): the same",
+             "exactextract": "exactextract 0.3.0: mean, median, stdev, count; per file, not combined",
+             "qgis": "QGIS `native:zonalstatisticsfb`: mean, median, stdev, count; per variable"}  # fmt: skip
     rows = []
     for key, label in names.items():
         entry = section.get(key) or {"error": "not run"}
         if "error" in entry:
-            rows.append([label, "-", "-", entry["error"]])
+            rows.append([label, "-", "-", "-", "-", entry["error"]])
             continue
-        note = ""
-        if "files_measured" in entry:
-            note = f"{entry['files_measured']} S2 files timed ({duration(entry['seconds_measured'])}), scaled to all"
-        rows.append([label, duration(entry["seconds"]), f"{entry['peak_rss_mb']:.0f} MB", note])
-    runs = f"1 run; {size}, tiles of {section['pixels']}; tiles synthesised in {duration(section['synthesis_s'])}"
+        runs = entry.get("runs", [entry])
+        loads = ", ".join(f"{r['load_1min'][0]:.1f}" for r in runs if "load_1min" in r)
+        worst = f"{duration(entry['seconds'])} .. {duration(entry['worst_s'])}" if len(runs) > 1 else "1 run"
+        note = f"1-min load before each run: {loads}"
+        if "variables_measured" in entry:
+            note = (f"{entry['variables_measured']} variables timed over a VRT of the 100 files "
+                    f"({duration(entry['seconds_measured'])}), scaled to {section['variables']}; {note}")  # fmt: skip
+        cpu = duration(entry["cpu_s"]) if "cpu_s" in entry and "variables_measured" not in entry else "-"
+        rows.append([label, f"**{duration(entry['seconds'])}**", worst, cpu, f"{entry['peak_rss_mb']:.0f} MB", note])
+    low, median, high = section["field_ha"]
+    runs = (f"{size}; tiles of {section.get('tile_km', 2):g} km, {section['pixels']}, fields of {low:g}-{high:g} ha "
+            f"(median {median:g} ha), {section['fields_across_tiles']:,} across a tile border; tiles synthesised in "
+            f"{duration(section['synthesis_s'])}; one process per engine, niced")  # fmt: skip
     return "\n\n".join([
         measured(section, runs),
-        table(["engine", "wall", "peak RSS", "note"], rows),
+        table(["engine", "wall (best)", "best .. worst", "CPU time (that run)", "peak RSS", "note"], rows),
     ])  # fmt: skip
 
 

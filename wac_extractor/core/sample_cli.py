@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from .jobs.tracker import open_tracker
 from .results.features import read_features, write_table
 from .results.sampling import SampleTable, parse_stats, sample_results
-from .results.zonal import STATS
+from .results.zonal import STATS, engine_hint
 
 
 def add_sample_parser(sub) -> None:
@@ -42,6 +42,8 @@ def command_sample(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise ValueError(f"--out: the folder {args.out.parent} does not exist; create it or choose another.")
     started = time.monotonic()
+    if engine_hint():
+        print(engine_hint(), file=sys.stderr)
     table = sample_table(args.jobs, args.features, args.output, stats)
     write_table(table, args.out, as_csv=args.csv)
     print(

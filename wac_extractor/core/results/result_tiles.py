@@ -105,24 +105,26 @@ def read_tile(tile: ResultTile) -> TileData:
     grid, wkt = _grid(gdal.Open(f'NETCDF:"{tile.path}":{variables[0]}'))
     y = root.OpenMDArray("y").ReadAsArray() if "y" in root.GetMDArrayNames() else None
     flip = y is not None and len(y) > 1 and y[1] > y[0]  # bottom-up file: GDAL's classic view is top-down
+    arrays = [root.OpenMDArray(name) for name in variables]
+    steps = [a.GetDimensions()[0].GetSize() if a.GetDimensionCount() == 3 else 1 for a in arrays]
+    # one block for every variable, each read straight into its place (no stacking copy)
+    values = np.empty((sum(steps), grid.height, grid.width), np.float32)
     names: List[str] = []
-    layers: List[np.ndarray] = []
-    for name in variables:
-        array = root.OpenMDArray(name)
-        values = array.ReadAsArray().astype(np.float32)
+    float32 = gdal.ExtendedDataType.Create(gdal.GDT_Float32)
+    for name, array, count in zip(variables, arrays, steps):
+        block = values[len(names) : len(names) + count]
+        if flip:
+            block[...] = array.ReadAsArray()[..., ::-1, :]
+        else:
+            array.ReadAsArray(buffer_datatype=float32, buf_obj=block if array.GetDimensionCount() == 3 else block[0])
         nodata = array.GetNoDataValueAsDouble()
         if nodata is not None and np.isfinite(nodata):
-            values[values == nodata] = np.nan
-        if flip:
-            values = values[..., ::-1, :]
-        if values.ndim == 3:
-            months = time_steps(tile.path, name)
-            names.extend(f"{name}_{month}" for month in months)
-            layers.extend(values)
+            block[block == nodata] = np.nan
+        if array.GetDimensionCount() == 3:  # time steps (the monthly recipe) become variables of their own
+            names.extend(f"{name}_{month}" for month in time_steps(tile.path, name))
         else:
             names.append(name)
-            layers.append(values)
-    return TileData(grid, names, np.stack(layers), wkt)
+    return TileData(grid, names, values, wkt)
 
 
 def group_key(tile: ResultTile, several_windows: bool) -> Tuple[str, Optional[str]]:
