@@ -28,7 +28,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor
 
-from bench.sampling import PIXEL, S1, S2, _write_tile
+from bench.sampling import PIXEL, S1, S2
 from wac_extractor.core.backends.signin import connect
 from wac_extractor.core.jobs.runner import BackendSpec, ExtractionRunner
 from wac_extractor.core.jobs.tracker import create_tracker, open_tracker
@@ -40,6 +40,35 @@ from wac_extractor.ui.job_model import JobTableModel
 from wac_extractor.ui.run_map import RunMap
 
 from .conftest import notebook_jobs
+
+
+def write_tile(path: Path, west: float, north: float, size: int, variables, seed: int) -> None:
+    """A NetCDF result of one tile (GDAL multidimensional API): every variable NaN on the same 5 % of pixels."""
+    from osgeo import gdal, osr
+
+    gdal.UseExceptions()
+    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
+    root = dataset.GetRootGroup()
+    y_dim, x_dim = root.CreateDimension("y", None, None, size), root.CreateDimension("x", None, None, size)
+    float64, float32 = gdal.ExtendedDataType.Create(gdal.GDT_Float64), gdal.ExtendedDataType.Create(gdal.GDT_Float32)
+    for name, dim, values in (("y", y_dim, north - (np.arange(size) + 0.5) * PIXEL),
+                              ("x", x_dim, west + (np.arange(size) + 0.5) * PIXEL)):  # fmt: skip
+        array = root.CreateMDArray(name, [dim], float64)
+        array.Write(values)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 1, (size, size)).astype(np.float32)
+    mask = rng.random((size, size)) < 0.05
+    for i, name in enumerate(variables):
+        array = root.CreateMDArray(name, [y_dim, x_dim], float32)
+        array.SetSpatialRef(srs)
+        array.SetNoDataValueDouble(float("nan"))
+        values = base * (i + 1) + 1000 * i
+        values[mask] = np.nan
+        array.Write(values)
+    dataset = None
+
 
 PIXELS = 60  # 1.2 km tiles at 20 m: overviews of 30 and 15 px
 
@@ -57,7 +86,7 @@ def lcfm_run(folder: Path, tiles: int = 2) -> Path:
         for sentinel, variables in ((1, S1), (2, S2)):
             job = f"j-{sentinel}-{t}"
             (folder / job).mkdir(parents=True)
-            _write_tile(folder / job / "openEO.nc", west, south + size, PIXELS, variables, t)
+            write_tile(folder / job / "openEO.nc", west, south + size, PIXELS, variables, t)
             extent = {"west": west, "south": south, "east": west + size, "north": south + size, "crs": 32631}
             rows.append({"title": job, "sentinel": sentinel, "tile_id": f"32631_{west}_{south}", "recipe": "lcfm",
                          "spatial_extent": extent, "temporal_extent": ["2023-01-01", "2023-04-01"],

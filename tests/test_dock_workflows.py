@@ -104,7 +104,7 @@ def test_cancel_in_the_dock_then_reopen_resumes_and_retry(dock, backend, qtbot, 
     # Reopen: the tracker exists, Run resumes it; nothing is created twice.
     backend.configure(run_seconds=[0.3, 0.3], fail_title="S2 32631_670000")
     dock.update_preview()
-    assert "resumes" in dock.summary.text() and dock.run_button.isEnabled()
+    assert "Run resumes them" in dock.outcome.text() and dock.run_button.isEnabled()
     dock.run_button.click()
     qtbot.waitUntil(lambda: dock.task is None, timeout=120_000)
     counts = dock.tracker.count_by_status()

@@ -20,6 +20,19 @@ from .test_dock import fresh_dock
 from .test_runner import make_runner
 
 JOBS = 4
+DOCKS = []  # this module's docks: each listens to the project being read, as the one dock of QGIS does
+
+
+def new_dock(iface, canvas) -> WacDock:
+    DOCKS.append(fresh_dock(iface, canvas))
+    return DOCKS[-1]
+
+
+@pytest.fixture(autouse=True)
+def docks_leave_the_project_alone():
+    yield
+    while DOCKS:
+        DOCKS.pop().disconnect_project()
 
 
 @pytest.fixture
@@ -47,14 +60,14 @@ def test_a_finished_run_opens_with_its_jobs_tiles_mosaics_once_and_without_run(
     finished_run, qgis_iface, qgis_canvas, qgis_new_project, qtbot
 ):
     tracker, output = finished_run
-    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock = new_dock(qgis_iface, qgis_canvas)
     open_in(dock, tracker, output, qtbot)
     assert dock.model.rowCount() == JOBS and dock.model.job(0)["status"] == "finished"
     assert dock.progress.format() == f"{JOBS}/{JOBS} jobs done"
     assert dock.outcome.text() == f"Finished: {JOBS} of {JOBS}, results in {output}."
     assert not dock.open_folder.isHidden() and dock.run_controls.results_folder == str(output)
     assert not dock.run_button.isEnabled() and dock.run_button.toolTip() == "Nothing left to run"
-    assert dock.summary.text() == f"jobs.gpkg: Finished: {JOBS} of {JOBS}, results in {output}."
+    assert dock.summary.text() == f"Tracker jobs.gpkg: {JOBS} jobs."  # the state is said once, below
     assert dock.credits.text().startswith("Credits: ") and "credits spent (4 jobs)" in dock.credits.text()
     sources = layer_sources()
     assert sum("jobs.gpkg" in source for source in sources) == 1  # the job tiles
@@ -68,9 +81,9 @@ def test_a_finished_run_opens_with_its_jobs_tiles_mosaics_once_and_without_run(
 
 def test_a_run_with_work_left_offers_run(backend, tmp_path, qgis_iface, qgis_canvas, qgis_new_project, qtbot):
     create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:JOBS]).close()
-    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock = new_dock(qgis_iface, qgis_canvas)
     open_in(dock, tmp_path / "jobs.gpkg", tmp_path / "out", qtbot)
-    assert dock.summary.text() == f"jobs.gpkg: 0 of {JOBS} jobs done, {JOBS} left: Run resumes them."
+    assert dock.outcome.text() == f"0 of {JOBS} jobs done, {JOBS} left: Run resumes them."
     assert dock.run_button.isEnabled() and dock.open_folder.isHidden()
 
 
@@ -78,7 +91,7 @@ def test_after_a_restart_the_run_is_shown_again_with_the_project_saved_or_not(
     finished_run, qgis_iface, qgis_canvas, qgis_new_project, qtbot, tmp_path
 ):
     tracker, output = finished_run
-    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock = new_dock(qgis_iface, qgis_canvas)
     open_in(dock, tracker, output, qtbot)
     dock.save_settings()
     sources = layer_sources()
@@ -88,6 +101,7 @@ def test_after_a_restart_the_run_is_shown_again_with_the_project_saved_or_not(
 
     QgsProject.instance().clear()  # QGIS restarted, project not saved: the dock shows the run from its settings
     restarted = WacDock(qgis_iface)
+    DOCKS.append(restarted)
     qtbot.waitUntil(lambda: restarted.opener.state is not None, timeout=30_000)
     assert layer_sources() == sources and restarted.model.rowCount() == JOBS
     assert not restarted.run_button.isEnabled() and restarted.outcome.text().startswith("Finished:")
@@ -99,7 +113,7 @@ def test_after_a_restart_the_run_is_shown_again_with_the_project_saved_or_not(
 
 def test_a_tracker_dropped_on_the_dock_opens(finished_run, qgis_iface, qgis_canvas, qgis_new_project, qtbot):
     tracker, output = finished_run
-    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock = new_dock(qgis_iface, qgis_canvas)
     dock.output.setFilePath(str(output))
     data = QMimeData()
     data.setUrls([QUrl.fromLocalFile(str(tracker))])
@@ -111,7 +125,7 @@ def test_a_tracker_dropped_on_the_dock_opens(finished_run, qgis_iface, qgis_canv
 
 
 def test_run_controls_stay_in_view_sections_and_columns_are_remembered(qgis_iface, qgis_canvas, qtbot):
-    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock = new_dock(qgis_iface, qgis_canvas)
     dock.resize(300, 500)
     dock.show()
     qtbot.waitExposed(dock)
@@ -123,6 +137,7 @@ def test_run_controls_stay_in_view_sections_and_columns_are_remembered(qgis_ifac
     dock.output_panel.box.setCollapsed(True)
     dock.close()
     again = WacDock(qgis_iface)
+    DOCKS.append(again)
     assert again.run_panel.shown_columns() == ["Status", "Sensor", "Window", "Tile", "Credits", "Message"]
     assert again.output_panel.box.isCollapsed() and not again.time_panel.box.isCollapsed()
     QgsSettings().remove(settings.PREFIX.rstrip("/"))
@@ -132,7 +147,7 @@ def test_a_finished_jobs_log_shows_its_costs_usage_and_files(
     finished_run, qgis_iface, qgis_canvas, qgis_new_project, qtbot
 ):
     tracker, output = finished_run
-    dock = fresh_dock(qgis_iface, qgis_canvas)
+    dock = new_dock(qgis_iface, qgis_canvas)
     open_in(dock, tracker, output, qtbot)
     job = dock.model.job(0)
     text = dock.job_log_text(job)

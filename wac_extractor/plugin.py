@@ -146,6 +146,7 @@ class WacExtractorPlugin:
     def unload(self):
         if self.dock is not None:
             self.dock.cancel_run()
+            self.dock.disconnect_project()
             self.dock.tile_action.detach()
             self.dock.save_settings()
             self.iface.removeDockWidget(self.dock)

@@ -77,7 +77,7 @@ class WacDock(QgsDockWidget):
         self.run_controls.open_run_requested.connect(self.choose_run)
         self.tracker_file.fileChanged.connect(self.open_run_at_field)
         QgsProject.instance().cleared.connect(self.opener.forget)
-        QgsProject.instance().readProject.connect(lambda *args: self.open_run_at_field())
+        QgsProject.instance().readProject.connect(self.open_run_at_field)
         self.setAcceptDrops(True)  # a tracker dropped on the dock opens
         self.preview_timer = QTimer(self, singleShot=True, interval=300, timeout=self.update_preview)
         for panel in (self.aoi_panel, self.time_panel, self.backends):
@@ -165,7 +165,7 @@ class WacDock(QgsDockWidget):
                 return self._show_problem("", summary=f"Opening {Path(tracker_path).name}…")
             self.show_tracker_credits(tracker_path)
             name, state = Path(tracker_path).name, self.opener.state
-            return self._show_problem("", summary=f"{name}: {state.text()}")
+            return self._show_problem("", summary=f"Tracker {name}: {state.progress.total} jobs.")  # state: below
         try:
             aois = self.aoi_panel.shapely_aois()
             self.plan = plan_aois(self.time_panel.request(), aois, tile_size=self.time_panel.tile_size_m())
@@ -346,6 +346,11 @@ class WacDock(QgsDockWidget):
     def dropEvent(self, event) -> None:
         self.tracker_file.setFilePath(event.mimeData().urls()[0].toLocalFile())
         event.acceptProposedAction()
+
+    def disconnect_project(self) -> None:
+        """The plugin unloads: a project read later is no business of this dock's (it would reopen its run)."""
+        QgsProject.instance().cleared.disconnect(self.opener.forget)
+        QgsProject.instance().readProject.disconnect(self.open_run_at_field)
 
     def closeEvent(self, event) -> None:
         self.save_settings()

@@ -31,6 +31,7 @@ class RunControls(Panel):
         self._marked_field: Optional[QWidget] = None
         self._marked_tooltip = ""
         self.results_folder = ""
+        self.column.setContentsMargins(4, 2, 4, 4)  # under the scrolled form, off the dock's edges
         self.summary = QLabel(wordWrap=True)
         self.problem = QLabel(wordWrap=True)
         self.problem.setStyleSheet("color: #c62828;")
