@@ -21,7 +21,7 @@ def row(**extra) -> pd.Series:
 
 
 def test_a_new_result_folder_names_sensor_tile_window_and_job(tmp_path):
-    folder = fetcher(tmp_path).job_dir("j-0042", row())
+    folder = fetcher(tmp_path).job_dir("j-0042", row(result_files=float("nan")))  # a CSV tracker's empty cell
     assert folder == tmp_path / "S2_32631_684000_5631120_2023-01-01_2023-04-01_j-0042"
     listed = fetcher(tmp_path).job_dir("j-7", row(temporal_extent=["2024-05-01", "2024-06-01"], sentinel=1))
     assert listed.name == "S1_32631_684000_5631120_2024-05-01_2024-06-01_j-7"

@@ -58,7 +58,7 @@ def test_notebook_grid_runs_end_to_end(backend, tmp_path):
     files = result_files(tracker, tmp_path / "out")
     for index, row in jobs.iterrows():
         (path,) = files[index]
-        assert path.parent.name == row["id"]
+        assert path.parent.name == result_folder_name(row, row["id"]) and path.parent.name.endswith(row["id"])
         variables = S2_VARIABLES if row["sentinel"] == 2 else ["VV", "VH"]
         subdatasets = {name.rsplit(":", 1)[-1] for name, _ in gdal.Open(str(path)).GetSubDatasets()}
         assert set(variables) <= subdatasets
@@ -94,6 +94,8 @@ def test_notebook_csv_without_manager_columns_runs(backend, tmp_path):
     assert summary.counts == {"finished": 8} and summary.downloaded == 8
     reread = CsvTracker(csv).read()
     assert reread["status"].eq("finished").all() and reread["id"].notna().all()
+    folders = sorted(p.parent.name for p in (tmp_path / "out").glob("*/*.nc"))  # no tile id in this table
+    assert folders == sorted(f"S{s}_2023-01-01_2023-04-01_{i}" for s, i in zip(reread["sentinel"], reread["id"]))
 
 
 def wait_for(condition, timeout: float = 30, what: str = "") -> None:

@@ -40,9 +40,9 @@ _log = logging.getLogger(__name__)
 
 def result_folder_name(row: pd.Series, job_id: str) -> str:
     """``S2_31UFS_0_0_2023-01-01_2023-04-01_j-123``: a folder a user can find a job's result in by eye."""
-    window = row.get("temporal_extent")
-    window = decode_cell(window) if isinstance(window, str) and window.startswith("[") else window
-    parts = [f"S{row.get('sentinel')}", row.get("tile_id"), *(window if isinstance(window, list) else [window])]
+    # The window's dates however the cell holds them (a list, JSON, a notebook CSV's Python repr).
+    window = re.findall(r"\d{4}-\d{2}-\d{2}", str(row.get("temporal_extent")))
+    parts = [f"S{row.get('sentinel')}", row.get("tile_id"), *window]
     name = "_".join(str(part) for part in parts if part not in (None, "") and not pd.isna(part))
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{name}_{job_id}").strip("._") or safe_asset_name(job_id)
 
@@ -65,7 +65,8 @@ class ResultFetcher:
 
     def job_dir(self, job_id: str, row: Optional[pd.Series] = None) -> Path:
         """Where a job's result goes; a result already downloaded (an older tracker: ``<job id>/``) stays put."""
-        earlier = json.loads(row.get("result_files") or "[]") if row is not None else []
+        cell = row.get("result_files") if row is not None else None
+        earlier = json.loads(cell) if isinstance(cell, str) and cell else []  # a CSV's empty cell is NaN
         if earlier:
             return self.output_dir / Path(earlier[0]).parts[0]
         by_id = self.output_dir / safe_asset_name(job_id)
