@@ -263,7 +263,7 @@ class WacDock(QgsDockWidget):
         if self.task is None:  # Retry outside a run: the preview offers to resume the tracker
             if self.opener.state is not None:
                 self.opener.state = RunState(progress_of(self.model.jobs), self.opener.state.folder)
-                self.run_controls.show_outcome(self.opener.state.text(), str(self.opener.state.results or ""))
+                self.run_controls.show_state(self.opener.state)
             self.update_preview()
 
     @pyqtSlot(object)
@@ -302,7 +302,7 @@ class WacDock(QgsDockWidget):
         if self._last_progress is not None and self.tracker is not None:
             state = RunState(self._last_progress, Path(self.output_panel.output_folder()))
             self.opener.shown_by_run(str(self.tracker.path), state)
-            self.run_controls.show_outcome(state.text(), str(state.results or ""))
+            self.run_controls.show_state(state)
         self.run_controls.set_running(False)
         self.update_preview()
 
@@ -335,7 +335,7 @@ class WacDock(QgsDockWidget):
 
     @pyqtSlot(object)
     def on_opened(self, state: RunState) -> None:
-        self.run_controls.show_outcome(state.text(), str(state.results or ""))
+        self.run_controls.show_state(state)
         self.update_preview()
 
     def dragEnterEvent(self, event) -> None:

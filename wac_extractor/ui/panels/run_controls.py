@@ -125,6 +125,10 @@ class RunControls(Panel):
         self.results_folder = folder
         self.open_folder.setVisible(bool(text and folder))
 
+    def show_state(self, state) -> None:
+        """A run's state (``opened_run.RunState``), with the button to its results once there are some."""
+        self.show_outcome(state.text(), str(state.results or ""))
+
     def open_results_folder(self) -> None:
         if self.results_folder:
             QDesktopServices.openUrl(QUrl.fromLocalFile(self.results_folder))
