@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from qgis.core import (
     QgsRectangle,
     QgsSingleBandGrayRenderer,
 )
-from qgis.PyQt.QtCore import QSize
+from qgis.PyQt.QtCore import QCoreApplication, QSize
 from qgis.PyQt.QtGui import QColor
 
 from bench.sampling import PIXEL, S1, S2
@@ -253,6 +254,27 @@ def run_map(tmp_path, qgis_iface, qgis_new_project):
     return run_map
 
 
+def wait_for_bands(run_map, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while run_map.band_tasks:
+        assert time.monotonic() < deadline, "Add band's task did not end"
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+def test_a_band_of_a_deleted_result_is_said_in_a_warning_and_adds_nothing(run_map, qgis_iface, tmp_path):
+    job = run_map.model.job(1)
+    for relative in json.loads(job["result_files"]):
+        (tmp_path / relative).unlink()  # the user deleted the download
+    run = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
+    before = len(run.findLayers())
+    run_map.add_band_layers(1, ["B04_P50"])
+    wait_for_bands(run_map)
+    (warning,) = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
+    assert "32631_600000_5600000: its bands could not be opened" in warning and "Retry the job" in warning
+    assert len(run.findLayers()) == before
+
+
 def test_tile_layers_go_on_top_of_the_run_visible_selected_and_named(run_map, qgis_iface):
     run = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
     run_map.open_tile_layers(1)  # row 1: tile 0's S2 job
@@ -268,8 +290,11 @@ def test_tile_layers_go_on_top_of_the_run_visible_selected_and_named(run_map, qg
 
 def test_an_added_band_is_named_stretched_on_its_cut_on_top_and_selected(run_map, qgis_iface):
     run_map.open_tile_layers(1)
-    run_map.add_band_layers(1, ["B04_P50"])
     run = QgsProject.instance().layerTreeRoot().findGroup("WAC jobs")
+    run_map.add_band_layers(1, ["B04_P50"])
+    # Written and opened in a task: nothing is added while the UI thread waits, only once it is done.
+    assert run.findGroup("Bands 32631_600000_5600000 S2 2023-01..2023-03") is None and run_map.band_tasks
+    wait_for_bands(run_map)
     group = run.children()[0]
     assert group.name() == "Bands 32631_600000_5600000 S2 2023-01..2023-03" and group.itemVisibilityChecked()
     (layer,) = [node.layer() for node in group.findLayers()]

@@ -9,14 +9,21 @@ import json
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProject,
+)
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QObject, QTimer
 
 from ..core.jobs.tracker import TrackerError
-from ..core.results.composites import band_copy
 from ..definitions import LOG_TAG
-from ..qgis_glue.layers import ResultLoader, band_layer
+from ..qgis_glue.band_task import BandRequest, BandTask
+from ..qgis_glue.layers import ResultLoader
 from ..qgis_glue.mosaic_feed import row_composites
 from ..qgis_glue.project_view import give_crs, set_default_view, set_month_steps, utm_crs
 from ..qgis_glue.tile_action import TileLayersAction
@@ -36,6 +43,7 @@ class RunMap(QObject):
         self.loader: Optional[ResultLoader] = None
         self.jobs_layer = None
         self.tile_action = TileLayersAction(self.open_tile_layers_of, parent)
+        self.band_tasks: list = []  # Add band's tasks still running
 
     def start(self, tracker, tracker_path: str) -> None:
         """A run of this tracker begins: its layers go into a group of its own."""
@@ -166,8 +174,9 @@ class RunMap(QObject):
     def add_band_layers(self, row: int, variables: Optional[List[str]] = None) -> None:
         """Single-band layers of a job's result (every variable, or those given); the first time step.
 
-        Each band is read from its display copy (written here once, from the NetCDF), named
-        ``<variable> <tile> <window>`` and stretched on its 2-98 % cumulative cut.
+        Each band is read from its display copy (written once, from the NetCDF, in a ``BandTask``: for
+        *Add all bands* that is 56 files), named ``<variable> <tile> <window>`` and stretched on its 2-98 %
+        cumulative cut; the layers are added when all are open.
         """
         job = self.model.job(row)
         if job is None or self.model.tracker is None:
@@ -179,16 +188,31 @@ class RunMap(QObject):
         months = months_in(tuple(decode_cell(job["temporal_extent"])))
         window = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
         tile = str(job.get("tile_id") or job.get("title") or "")
-        layers = []
-        try:
-            for relative in json.loads(job.get("result_files") or "[]"):
-                path = Path(self.output_folder()) / relative
-                if path.suffix.lower() not in (".nc", ".nc4"):
-                    continue
-                layers += [band_layer(band_copy(path, v), f"{v} {tile} {window}") for v in variables]
-        except (OSError, RuntimeError, ValueError) as exc:
-            message = f"{tile}: its bands could not be opened: {exc}. Retry the job to download it again."
-            self.iface.messageBar().pushMessage(LOG_TAG, message, Qgis.MessageLevel.Warning, 0)
-            return
+        results = [Path(self.output_folder()) / relative for relative in json.loads(job.get("result_files") or "[]")]
+        requests = [
+            BandRequest(path, v, f"{v} {tile} {window}")
+            for path in results
+            if path.suffix.lower() in (".nc", ".nc4")
+            for v in variables
+        ]
         group = f"Bands {tile} S{job.get('sentinel')} {window}"
+        task = BandTask(requests, group)
+        task.ready.connect(self._bands_ready)
+        task.failed.connect(
+            lambda error: self.iface.messageBar().pushMessage(
+                LOG_TAG,
+                f"{tile}: its bands could not be opened: {error}. Retry the job to download it again.",
+                Qgis.MessageLevel.Warning,
+                0,
+            )
+        )
+        task.done.connect(lambda: self._forget_band_task(task))  # after finished(): Python's wrapper lives till then
+        self.band_tasks.append(task)  # held here: the task manager does not keep Python's wrapper alive
+        QgsApplication.taskManager().addTask(task)
+
+    def _bands_ready(self, layers: list, group: str) -> None:
         self._show_added(self._loader().add_bands(layers, group), group)
+
+    def _forget_band_task(self, task) -> None:
+        if task in self.band_tasks:
+            self.band_tasks.remove(task)
