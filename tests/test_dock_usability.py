@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsGeometry
+from qgis.core import QgsGeometry, QgsProject, QgsVectorLayer
 from qgis.PyQt.QtCore import QPoint, QPointF, Qt
 from qgis.PyQt.QtGui import QWheelEvent
 from qgis.PyQt.QtWidgets import QApplication, QScrollArea
+
+from wac_extractor.qgis_glue.layers import JOB_TILES_NAME, style_job_tiles
 
 from .test_dock import fresh_dock
 
@@ -43,3 +45,21 @@ def test_the_preview_counts_tiles_windows_and_sensors(qgis_iface, qgis_canvas):
     tiles = dock.plan["tile_id"].nunique()
     assert tiles > 1
     assert dock.summary.text().startswith(f"{2 * tiles} jobs: {tiles} tiles x 1 window of 1 month x 2 sensors")
+
+
+def test_the_aoi_layer_picker_shows_the_users_polygons_not_the_runs_job_tiles(
+    qgis_iface, qgis_canvas, qgis_new_project
+):
+    dock = fresh_dock(qgis_iface, qgis_canvas)
+    combo = dock.aoi_panel.layer_combo
+    tiles = QgsVectorLayer("Polygon?crs=EPSG:4326", JOB_TILES_NAME, "memory")
+    style_job_tiles(tiles)  # as the run's (and Processing's) job-tile layer is
+    QgsProject.instance().addMapLayer(tiles)
+    assert combo.currentLayer() is None  # never the run's own job tiles by default
+    fields = QgsVectorLayer("Polygon?crs=EPSG:4326", "fields", "memory")
+    QgsProject.instance().addMapLayer(fields)
+    assert combo.currentLayer() is fields
+    combo.setLayer(tiles)
+    combo.activated.emit(combo.currentIndex())  # the user picks the job tiles: kept from then on
+    QgsProject.instance().addMapLayer(QgsVectorLayer("Polygon?crs=EPSG:4326", "more fields", "memory"))
+    assert combo.currentLayer() is tiles

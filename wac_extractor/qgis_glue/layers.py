@@ -318,6 +318,7 @@ def to_ui_thread(layer: QgsMapLayer) -> QgsMapLayer:
 
 
 JOB_TILES_NAME = "WAC job tiles"
+JOB_TILES_PROPERTY = "wac_extractor/job_tiles"
 
 
 def job_tiles_uri(tracker_path: Path) -> str:
@@ -330,6 +331,11 @@ def job_tiles_layer(tracker_path: Path, name: str = JOB_TILES_NAME) -> QgsVector
     layer = QgsVectorLayer(job_tiles_uri(tracker_path), name, "ogr")
     style_job_tiles(layer)
     return layer
+
+
+def is_job_tiles(layer: QgsMapLayer) -> bool:
+    """A run's job-tile layer (this plugin's or the Processing algorithm's output), not one of the user's."""
+    return bool(layer.customProperty(JOB_TILES_PROPERTY)) or layer.source().endswith(f"|layername={TABLE}")
 
 
 # A job's status, or "download failed" for a finished job whose result was refused (then it is filled red).
@@ -356,6 +362,7 @@ def style_job_tiles(layer: QgsVectorLayer) -> None:
         )
         categories.append(QgsRendererCategory(status, symbol, status.replace("_", " ")))
     layer.setRenderer(QgsCategorizedSymbolRenderer(TILE_STATUS, categories))
+    layer.setCustomProperty(JOB_TILES_PROPERTY, True)  # saved with the project: not a layer of AOIs
     layer.setFeatureBlendMode(QPainter.CompositionMode.CompositionMode_Source)
 
 

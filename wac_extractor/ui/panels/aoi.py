@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Dict, List, Tuple
 
 import shapely
-from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProject,
+    QgsVectorLayer,
+)
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import pyqtSlot
 from qgis.PyQt.QtGui import QColor
@@ -16,6 +23,7 @@ from qgis.PyQt.QtWidgets import QGridLayout, QHBoxLayout, QListWidget, QPushButt
 
 from ...core.planning.tiling import area_km2
 from ...definitions import LOG_TAG
+from ...qgis_glue.layers import is_job_tiles
 from ..maptools import PolygonTool, RectangleTool
 from .base import SectionPanel, shrinkable
 
@@ -56,6 +64,10 @@ class AoiPanel(SectionPanel):
         self.form.addRow(buttons)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(Qgis.LayerFilter.PolygonLayer)
+        self.layer_combo.setAllowEmptyLayer(True)
+        self.layer_picked = False  # by the user: then kept, whatever is added
+        self.layer_combo.activated.connect(lambda _index: setattr(self, "layer_picked", True))
+        QgsProject.instance().layersAdded.connect(self._prefer_the_users_layers)
         shrinkable(self.layer_combo)
         self.form.addRow("Layer", self.layer_combo)
         self.aoi_list = QListWidget()
@@ -68,6 +80,23 @@ class AoiPanel(SectionPanel):
         edit.addWidget(self.clear_aois)
         edit.addStretch(1)
         self.form.addRow(edit)
+
+    def _prefer_the_users_layers(self, added=None) -> None:
+        """The combo takes the first polygon layer there is, often the run's own job tiles: while the user
+        has not picked one, it shows their polygon layer instead (one just added first), or none."""
+        if self.layer_picked:
+            return
+        current = self.layer_combo.currentLayer()
+        if current is not None and not is_job_tiles(current):
+            return
+        polygons = [
+            layer
+            for layer in [*(added or []), *QgsProject.instance().mapLayers().values()]
+            if isinstance(layer, QgsVectorLayer)
+            and layer.geometryType() == Qgis.GeometryType.Polygon
+            and not is_job_tiles(layer)
+        ]
+        self.layer_combo.setLayer(polygons[0] if polygons else None)
 
     def _rubber_band(self, stroke: QColor, fill: QColor, width: int = 0) -> QgsRubberBand:
         band = QgsRubberBand(self.canvas, Qgis.GeometryType.Polygon)
