@@ -238,30 +238,37 @@ def ui(results: dict) -> str:
 def mutation(results: dict) -> str:
     section = results["mutation"]
     groups = section["groups"]
+    dates = sorted(entry["measured_at"] for entry in groups.values())
+    replays = sorted({entry["replay"]["at"] for entry in groups.values() if "replay" in entry})
+    total = sum(entry["seconds"] for entry in groups.values())
     rows = []
     for entry in groups.values():
         reached = entry["mutants"] - entry["no_tests"]
         later = entry.get("replay", {}).get("killed", 0)
+        replayed = [later, entry["survived"] - later] if replays else []
         rows.append([
             ", ".join(f"`{m.removeprefix('wac_extractor/')}`" for m in entry["modules"]),
             entry["mutants"], entry["no_tests"], entry["killed"], entry["timeout"], entry["survived"],
-            f"{100 * entry['killed'] / reached:.0f} %" if reached else "n/a",
-            later, entry["survived"] - later,
+            *([f"{100 * entry['killed'] / reached:.0f} %" if reached else "n/a"] if replays else []),
+            *replayed,
             f"**{100 * (entry['killed'] + later) / reached:.0f} %**" if reached else "n/a",
             f"{100 * (entry['killed'] + later) / entry['mutants']:.0f} %", duration(entry["seconds"]),
         ])  # fmt: skip
-    dates = sorted(entry["measured_at"] for entry in groups.values())
-    replays = sorted({entry["replay"]["at"] for entry in groups.values() if "replay" in entry})
-    total = sum(entry["seconds"] for entry in groups.values())
+    if replays:
+        head = ["killed of reached (run)", "killed since by new tests (replayed)", "surviving now",
+                "killed of reached now", "killed of all now"]  # fmt: skip
+        said = (f"survivors replayed against the new tests {', '.join(replays)}",
+                "*killed (run)* is mutmut's own run; *killed since* are that run's survivors that the tests written "
+                "afterwards fail (`python -m bench.mutation --kills GROUP`), not yet a new run.")  # fmt: skip
+    else:
+        head = ["killed of reached", "killed of all"]
+        said = ("every figure from the run itself", "Each survivor is listed in mutation_survivors.md.")
     return "\n\n".join([
         f"*Measured {dates[0]} .. {dates[-1]}; {section['tool']}, 1 run per module under `nice -n 19` on the "
-        f"shared 2-core VM; survivors replayed against the new tests {', '.join(replays) or 'never'}.*",
-        table(["module", "mutants", "no test reaches it", "killed (run)", "timeout", "survived (run)",
-               "killed of reached (run)", "killed since by new tests (replayed)", "surviving now",
-               "killed of reached now", "killed of all now", "run time"], rows),
+        f"shared 2-core VM; {said[0]}.*",
+        table(["module", "mutants", "no test reaches it", "killed", "timeout", "survived", *head, "run time"], rows),
         f"All modules: {sum(e['mutants'] for e in groups.values()):,} mutants in {duration(total)} "
-        f"({total / 60:.0f} min). *killed (run)* is mutmut's own run; *killed since* are that run's survivors "
-        f"that the tests written afterwards fail (`python -m bench.mutation --kills GROUP`), not yet a new run.",
+        f"({total / 60:.0f} min). {said[1]}",
     ])  # fmt: skip
 
 

@@ -121,6 +121,9 @@ def test_each_failed_download_says_why_and_leaves_nothing(tmp_path):
     assert refused(FakeSession(FakeResponse([b"abc"], length=8)), tmp_path) == (
         f"{HREF}: got 3 of 8 bytes (download cut off)"
     )
+    assert refused(FakeSession(FakeResponse([b"abc"], length=0)), tmp_path) == (  # announced empty, sent 3
+        f"{HREF}: got 3 of 0 bytes (download cut off)"
+    )
     cut = requests.exceptions.ChunkedEncodingError("IncompleteRead")
     assert refused(FakeSession(FakeResponse([b"abc"], error=cut)), tmp_path) == (
         f"{HREF}: the connection closed early (download cut off: IncompleteRead)"
@@ -146,13 +149,23 @@ def test_a_download_larger_than_the_free_space_is_refused_before_writing(tmp_pat
     free = 10
     assert stream_to_file(FakeSession(FakeResponse([b"xy"])), HREF, tmp_path / "b.nc") == 2
     assert stream_to_file(FakeSession(FakeResponse([], length=0)), HREF, tmp_path / "c.nc") == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    free = 6_000_000_000_000  # MB figures of terabytes: exact, not off by a few MB
+    assert refused(FakeSession(FakeResponse([b"x"], length=7_000_000_000_000)), empty, max_bytes=10**13) == (
+        f"{HREF} needs 7,000,000 MB but {empty} has 6,000,000 MB free; "
+        "free some space or choose another output folder, then retry."
+    )
+    free = FREE_SPACE_MARGIN  # nothing left above the margin: even a 1-byte result is refused
+    assert refused(FakeSession(FakeResponse([b"x"], length=1)), empty).startswith(f"{HREF} needs 0 MB")
 
 
 def test_a_stop_between_chunks_cancels_and_leaves_nothing(tmp_path):
     stop = threading.Event()
     stop.set()
-    with pytest.raises(DownloadCancelled):
+    with pytest.raises(DownloadCancelled) as cancelled:
         stream_to_file(FakeSession(FakeResponse([b"abc"], length=3)), HREF, tmp_path / "openEO.nc", stop=stop)
+    assert str(cancelled.value) == HREF  # the runner logs which download the cancel stopped
     assert leftovers(tmp_path) == []
     assert stream_to_file(FakeSession(FakeResponse([b"abc"])), HREF, tmp_path / "x.nc", stop=threading.Event()) == 3
 

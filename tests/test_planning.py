@@ -182,3 +182,6 @@ def test_the_summary_counts_tiles_windows_and_sensors_that_multiply_to_the_jobs(
     three_windows = plan_grid(PlanRequest("2023-01-01", "2023-04-01", [2], 85, 1), west=664000, south=5611120,
                               crs="EPSG:32631", window=10000, gap=0, rows=1, cols=1)  # fmt: skip
     assert str(summarize(three_windows)) == "3 jobs: 1 tile x 3 windows of 1 month x 1 sensor"
+    uneven = plan_grid(PlanRequest("2023-01-01", "2023-06-01", [2], 85, 3), west=664000, south=5611120,
+                       crs="EPSG:32631", window=10000, gap=0, rows=1, cols=1)  # fmt: skip
+    assert str(summarize(uneven)) == "2 jobs: 1 tile x 2 windows (5 months) x 1 sensor"  # of 3 and 2 months
