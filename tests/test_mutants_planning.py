@@ -7,6 +7,7 @@ tests/README.md lists the mutant each one was seen failing on.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 import pytest
@@ -287,3 +288,64 @@ def test_the_plan_keeps_the_recipe_titles_and_columns_and_its_maximum_exactly():
         "the plan has 8 jobs (2 tiles x 2 windows x 2 sensors), more than the maximum of 4; use a smaller area, "
         "larger tiles, longer windows, or raise the maximum."
     )
+
+
+def utm_point(lon: float, lat: float, epsg: int) -> tuple:
+    return reproject(Point(lon, lat), "EPSG:4326", f"EPSG:{epsg}").coords[0]
+
+
+def test_a_sliver_that_self_touches_once_projected_still_gets_all_its_tiles():
+    """A valid lon/lat sliver (found by random search) that is invalid in UTM: repaired, not cut short."""
+    sliver = shapely.from_wkt(
+        "POLYGON ((2.395733721569097 -28.853648860842473, 3.6249281785439997 -28.85366468529935, "
+        "2.3958218631340604 -28.853648860074728, 2.3957233749998648 -28.85364790856116, "
+        "2.3956045486771917 -28.853647335946718, 2.395733721569097 -28.853648860842473))"
+    )
+    assert sliver.is_valid and not reproject(shapely.segmentize(sliver, 0.05), "EPSG:4326", "EPSG:32731").is_valid
+    west, south = utm_point(2.3956045486771917, -28.853647335946718, 32731)
+    east, _ = utm_point(3.6249281785439997, -28.85366468529935, 32731)
+    row = int(south // 10_000) * 10_000
+    expected = [
+        f"32731_{x}_{row}" for x in range(int(west // 10_000) * 10_000, int(east // 10_000) * 10_000 + 1, 10_000)
+    ]
+    assert len(expected) == 13 and [t.tile_id for t in tile_aois([(sliver, 4326)])] == expected
+
+
+# A strip from 0.5 to 5.5 E and, far north, a small square: validate_aoi densifies every edge to pieces of at
+# most 1/64 of the AOI's extent (21.76 / 64 = 0.34 degree), so the strip's 5 degrees get 15 pieces of 1/3 and
+# vertices at 2.83 and 3.17 E. In UTM the parallel is lowest at 3 E, 11.6 m below those vertices: only an edge
+# densified further reaches it.
+def strip_and_square(south: float):
+    return MultiPolygon([box(0.5, south, 5.5, south + 0.3), box(2.9, south + 21.66, 3.0, south + 21.76)])
+
+
+def test_a_lonlat_aoi_gets_the_tiles_its_curved_edges_reach_in_utm():
+    row = math.ceil(utm_point(3.0, 60.0, 32631)[1] / 10_000) * 10_000  # a tile row's south edge near 60 N
+    lat = 60.0
+    for _ in range(30):  # the strip's south edge 5 m below that row's edge at 3 E (Newton's method)
+        lat -= (utm_point(3.0, lat, 32631)[1] - (row - 5)) / 111_000
+    aoi = strip_and_square(lat)
+    dense = reproject(shapely.segmentize(aoi, 0.001), "EPSG:4326", "EPSG:32631")
+    minx, miny, maxx, maxy = dense.bounds
+    expected = [
+        f"32631_{x}_{y}"
+        for x in range(int(minx // 10_000) * 10_000, int(maxx) + 1, 10_000)
+        for y in range(int(miny // 10_000) * 10_000, int(maxy) + 1, 10_000)
+        if dense.intersection(box(x, y, x + 10_000, y + 10_000)).area > 0
+    ]
+    assert f"32631_500000_{row - 10_000}" in expected  # the dip at 3 E (easting 500 km) into the row below
+    assert sorted(t.tile_id for t in tile_aois([(aoi, 4326)])) == sorted(expected)
+
+
+def test_a_feature_in_ups_south_is_tiled_in_the_utm_zone_of_its_centre():
+    """EPSG:32761 (UPS South) is no UTM zone, even for a feature north of 80 S that UTM can take."""
+    feature = reproject(box(10.0, -79.6, 10.2, -79.5), "EPSG:4326", "EPSG:32761")
+    (tile,) = feature_tiles([(feature, "EPSG:32761")])
+    assert tile.epsg == 32732
+
+
+def test_a_lonlat_feature_keeps_its_curved_south_edge_in_its_utm_extent():
+    """The strip and square as one feature: its extent reaches 3 E's lowest point, snapped to the 10 m grid."""
+    (tile,) = feature_tiles([(strip_and_square(60.0), "EPSG:4326")])
+    assert tile.epsg == 32631
+    assert tile.south == math.floor(utm_point(3.0, 60.0, 32631)[1] / 10) * 10
