@@ -63,3 +63,6 @@ def test_the_aoi_layer_picker_shows_the_users_polygons_not_the_runs_job_tiles(
     combo.activated.emit(combo.currentIndex())  # the user picks the job tiles: kept from then on
     QgsProject.instance().addMapLayer(QgsVectorLayer("Polygon?crs=EPSG:4326", "more fields", "memory"))
     assert combo.currentLayer() is tiles
+    QgsProject.instance().removeMapLayer(fields)
+    reopened = fresh_dock(qgis_iface, qgis_canvas).aoi_panel.layer_combo  # a dock made on a project with layers
+    assert reopened.currentLayer() is not tiles and reopened.currentLayer().name() == "more fields"

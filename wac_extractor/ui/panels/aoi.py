@@ -68,6 +68,7 @@ class AoiPanel(SectionPanel):
         self.layer_picked = False  # by the user: then kept, whatever is added
         self.layer_combo.activated.connect(lambda _index: setattr(self, "layer_picked", True))
         QgsProject.instance().layersAdded.connect(self._prefer_the_users_layers)
+        self._prefer_the_users_layers()  # a dock opened on a project (or after a restart): its layers are there
         shrinkable(self.layer_combo)
         self.form.addRow("Layer", self.layer_combo)
         self.aoi_list = QListWidget()
