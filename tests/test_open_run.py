@@ -13,6 +13,7 @@ from qgis.PyQt.QtGui import QDropEvent
 
 from wac_extractor.core.jobs.tracker import create_tracker
 from wac_extractor.definitions import settings
+from wac_extractor.qgis_glue.layers import job_tiles_layer, job_tiles_uri
 from wac_extractor.ui.dock import WacDock
 
 from .conftest import notebook_jobs
@@ -155,3 +156,27 @@ def test_a_finished_jobs_log_shows_its_costs_usage_and_files(
     assert f"cpu: {job['cpu']}" in text and f"duration: {job['duration']}" in text  # as the backend reported
     result = output / json.loads(job["result_files"])[0]
     assert f"  {result} ({result.stat().st_size / 1e6:,.1f} MB)" in text
+
+
+def test_a_project_read_shows_its_own_run_and_a_project_of_no_run_gets_nothing(
+    finished_run, qgis_iface, qgis_canvas, qgis_new_project, qtbot, tmp_path
+):
+    tracker, output = finished_run
+    dock = new_dock(qgis_iface, qgis_canvas)
+    open_in(dock, tracker, output, qtbot)
+    QgsProject.instance().clear()
+    assert QgsProject.instance().write(str(tmp_path / "empty.qgz"))
+    assert QgsProject.instance().read(str(tmp_path / "empty.qgz"))
+    QgsApplication.processEvents()
+    assert layer_sources() == [] and dock.opener.task is None  # the dock's run is not put into another project
+
+    other = tmp_path / "other" / "jobs.gpkg"
+    other.parent.mkdir()
+    create_tracker(other, notebook_jobs().iloc[:2]).close()
+    QgsProject.instance().addMapLayer(job_tiles_layer(other))
+    assert QgsProject.instance().write(str(tmp_path / "other.qgz"))
+    QgsProject.instance().clear()
+    assert QgsProject.instance().read(str(tmp_path / "other.qgz"))
+    qtbot.waitUntil(lambda: dock.opener.state is not None, timeout=30_000)
+    assert Path(dock.tracker_file.filePath()) == other.resolve() and dock.model.rowCount() == 2
+    assert layer_sources() == [job_tiles_uri(other)]  # its own job tiles, reused: not a second layer

@@ -333,6 +333,15 @@ def job_tiles_layer(tracker_path: Path, name: str = JOB_TILES_NAME) -> QgsVector
     return layer
 
 
+def project_tracker(project: QgsProject) -> Optional[str]:
+    """The tracker GeoPackage of the first run whose job tiles the project holds (and that is on disk), if any."""
+    for layer in project.mapLayers().values():
+        path = layer.source().split("|")[0]
+        if is_job_tiles(layer) and path.lower().endswith(".gpkg") and Path(path).is_file():
+            return str(Path(path).resolve())
+    return None
+
+
 def is_job_tiles(layer: QgsMapLayer) -> bool:
     """A run's job-tile layer (this plugin's or the Processing algorithm's output), not one of the user's."""
     return bool(layer.customProperty(JOB_TILES_PROPERTY)) or layer.source().endswith(f"|layername={TABLE}")

@@ -77,7 +77,7 @@ class WacDock(QgsDockWidget):
         self.run_controls.open_run_requested.connect(self.choose_run)
         self.tracker_file.fileChanged.connect(self.open_run_at_field)
         QgsProject.instance().cleared.connect(self.opener.forget)
-        QgsProject.instance().readProject.connect(self.open_run_at_field)
+        QgsProject.instance().readProject.connect(self.opener.open_project_run)
         self.setAcceptDrops(True)  # a tracker dropped on the dock opens
         self.preview_timer = QTimer(self, singleShot=True, interval=300, timeout=self.update_preview)
         for panel in (self.aoi_panel, self.time_panel, self.backends):
@@ -89,7 +89,7 @@ class WacDock(QgsDockWidget):
         self.run_panel.bands_requested.connect(self.run_map.add_band_layers)
         self.run_panel.job_reset.connect(self._job_reset)
         self.update_preview()
-        QTimer.singleShot(0, self.open_run_at_field)  # after a restart: the tracker of the settings, shown
+        QTimer.singleShot(0, self.opener.open_at_start)
 
     def _build(self) -> None:
         self.aoi_panel = AoiPanel(self.iface)
@@ -350,7 +350,7 @@ class WacDock(QgsDockWidget):
     def disconnect_project(self) -> None:
         """The plugin unloads: a project read later is no business of this dock's (it would reopen its run)."""
         QgsProject.instance().cleared.disconnect(self.opener.forget)
-        QgsProject.instance().readProject.disconnect(self.open_run_at_field)
+        QgsProject.instance().readProject.disconnect(self.opener.open_project_run)
 
     def closeEvent(self, event) -> None:
         self.save_settings()

@@ -2,7 +2,7 @@
 
 The dock's tracker field, its *Open run* button, a ``.gpkg`` dropped on the dock, the dock opening
 with a tracker in its settings, and a project read from disk all come here. Layers already in the
-project (a saved project) are reused, never added twice.
+project (a saved project) are reused, never added twice; a project of no run gets none of the dock's.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from ..core.jobs.opened_run import RunState
 from ..core.jobs.tracker import TrackerError, open_tracker
+from ..qgis_glue.layers import project_tracker
 from ..qgis_glue.open_task import OpenRunTask
 
 TRACKER_SUFFIXES = (".gpkg", ".csv")
@@ -46,6 +47,24 @@ class RunOpener(QObject):
     def shown_by_run(self, path: str, state: Optional[RunState] = None) -> None:
         """A run of this tracker shows it (its table, tiles and mosaics): opening it again adds nothing."""
         self.path, self.state = str(Path(path).resolve()), state
+
+    def open_at_start(self) -> None:
+        """The dock opens: the run of the project, else the tracker in its settings (after a restart)."""
+        if not self.open_project_run():
+            self.dock.open_run_at_field()
+
+    def open_project_run(self, *args) -> bool:
+        """A project was read (or the dock opened on one): the run whose job tiles it holds is shown, its
+        tracker put in the dock's field. A project of no run is left alone: the field's run is not added to it.
+        """
+        tracker = project_tracker(QgsProject.instance())
+        if tracker is None:
+            return False
+        if self.dock.tracker_file.filePath() != tracker:
+            self.dock.tracker_file.setFilePath(tracker)  # the field's fileChanged opens it
+        else:
+            self.dock.open_run_at_field()
+        return True
 
     def open(self, path: str) -> bool:
         """Show an existing tracker; False (and nothing changed) when it is shown already or cannot be read."""
