@@ -122,11 +122,16 @@ def test_the_hint_and_credentials_follow_the_sign_in_method(dock, method):
 
 
 def clipped(root: QWidget, frame: QWidget) -> list:
-    """Visible widgets under ``root`` that reach past ``frame``'s right edge, or narrower than their text."""
+    """Visible widgets under ``root`` that reach past ``frame``'s right edge, are narrower than their text, or
+    overlap a visible sibling (a squeezed list under its buttons)."""
     found = []
     for widget in root.findChildren(QWidget):
         if not widget.isVisible() or widget.width() == 0:
             continue
+        siblings = [w for w in widget.parentWidget().children() if isinstance(w, QWidget) and w is not widget]
+        for other in siblings:
+            if other.isVisible() and not other.isWindow() and other.geometry().intersects(widget.geometry()):
+                found.append((type(widget).__name__, widget.objectName(), "overlaps", other.objectName()))
         right = widget.mapTo(frame, QPoint(widget.width(), 0)).x()
         if right > frame.width():
             found.append((type(widget).__name__, widget.objectName(), "past the edge", right))

@@ -6,7 +6,7 @@ Everything shown follows the method chosen (issue 24: the OIDC hint stayed after
 from __future__ import annotations
 
 from qgis.gui import QgsAuthConfigSelect
-from qgis.PyQt.QtWidgets import QComboBox, QGridLayout, QLabel, QWidget
+from qgis.PyQt.QtWidgets import QComboBox, QGridLayout, QLabel, QSizePolicy, QWidget
 
 from ...core.backends.signin import SECRET_METHODS
 from .base import shrinkable
@@ -56,10 +56,14 @@ class SignInMethodBox(QWidget):
         # it needed 345 px and clipped the dock's right column at 300 px (issue 24).
         grid.addWidget(self.authcfg_label, 1, 0, 1, 2)
         grid.addWidget(self.authcfg, 2, 0, 1, 2)
+        # Its list takes the width its buttons leave, down to 6 characters: ignoring its size (shrinkable), QGIS's
+        # grid squeezed it under the edit and remove buttons (seen in QGIS Desktop).
         for combo in self.authcfg.findChildren(QComboBox):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(6)
-            shrinkable(combo)
+            combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        for inner in self.authcfg.findChildren(QGridLayout):
+            inner.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
 
     def show_method(self, method: str, authcfg: str) -> None:
