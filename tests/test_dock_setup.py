@@ -160,6 +160,7 @@ def test_nothing_is_clipped_at_300_px_in_any_sign_in_mode(dock, qtbot, mode):
     # past the viewport's edge or is narrower than its text.
     assert dock.scroll.widget().minimumSizeHint().width() <= viewport.width()
     assert clipped(panel, viewport) == []
+    assert panel.method.sizeHint().width() <= panel.method.width()  # the longest method's name is whole
 
 
 def test_no_wheel_over_an_unfocused_backend_field_changes_it(dock, qtbot):

@@ -6,13 +6,17 @@ Everything shown follows the method chosen (issue 24: the OIDC hint stayed after
 from __future__ import annotations
 
 from qgis.gui import QgsAuthConfigSelect
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QComboBox, QGridLayout, QLabel, QSizePolicy, QWidget
 
 from ...core.backends.signin import SECRET_METHODS
 from .base import shrinkable
 
-METHODS = {"oidc": "OpenID Connect (browser)", "client_credentials": "Client credentials (service account)",
+METHODS = {"oidc": "OpenID Connect", "client_credentials": "Client credentials",
            "basic": "Basic (user/password)", "none": "None"}  # fmt: skip
+METHOD_TIPS = {"oidc": "Your account, approved in a browser with a code (CDSE)",
+               "client_credentials": "A service account's client id and secret (OIDC client credentials)",
+               "basic": "A user name and password", "none": "A backend open to anyone"}  # fmt: skip
 
 # The credentials each secret method takes from a QGIS "Basic" authentication configuration.
 CREDENTIALS_LABELS = {"basic": "User name and password", "client_credentials": "Client id and secret"}
@@ -47,15 +51,16 @@ class SignInMethodBox(QWidget):
         self.method = QComboBox()
         for key, label in METHODS.items():
             self.method.addItem(label, key)
+            self.method.setItemData(self.method.count() - 1, METHOD_TIPS[key], Qt.ItemDataRole.ToolTipRole)
         shrinkable(self.method)
+        # Each under its label, over the whole width: beside them, at 300 px, the method's name was cut
+        # ("Client credentials (serv") and the configuration picker needed 345 px (issue 24).
         grid.addWidget(QLabel("Sign in with"), 0, 0)
-        grid.addWidget(self.method, 0, 1)
+        grid.addWidget(self.method, 1, 0)
         self.authcfg = QgsAuthConfigSelect(self, BASIC_ONLY_PROVIDER)
         self.authcfg_label = QLabel("Credentials")
-        # The configuration picker under its label, over the whole width, its list shrinkable: beside the label
-        # it needed 345 px and clipped the dock's right column at 300 px (issue 24).
-        grid.addWidget(self.authcfg_label, 1, 0, 1, 2)
-        grid.addWidget(self.authcfg, 2, 0, 1, 2)
+        grid.addWidget(self.authcfg_label, 2, 0)
+        grid.addWidget(self.authcfg, 3, 0)
         # Its list takes the width its buttons leave, down to 6 characters: ignoring its size (shrinkable), QGIS's
         # grid squeezed it under the edit and remove buttons (seen in QGIS Desktop).
         for combo in self.authcfg.findChildren(QComboBox):
@@ -64,7 +69,6 @@ class SignInMethodBox(QWidget):
             combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         for inner in self.authcfg.findChildren(QGridLayout):
             inner.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
 
     def show_method(self, method: str, authcfg: str) -> None:
         """Show ``method`` (without emitting a change) and the credentials it needs."""
