@@ -3,8 +3,9 @@
 ``.venv/bin/python tools/cdse_limit_run.py [OUT_DIR]`` starts the local backend with the ``cdse``
 profile, a private X server and QGIS Desktop with the plugin installed from ``make deploy`` into a
 fresh profile, the dock docked at 300 px. A user's steps are real X events (``xdotool``): drawing
-the AOI on the map, unticking Sentinel-1, adding the local backend (typed into the dialog), unticking
-CDSE, 4 parallel jobs, Re-run lost jobs 0, Run. Set by code through the plugin's dock (hard to click):
+the AOI on the map, unticking Sentinel-1, adding the local backend (typed into the dialog; the one added
+is the ticked one, CDSE unticked), 4 parallel jobs, Re-run lost jobs 0, Run. Set by code through the
+plugin's dock (hard to click):
 the dates, the recipe, the output folder and tracker, the QGIS auth configuration (demo/demo) and the
 sign-in method. Screenshots (whole screen) go to OUT_DIR (default ``docs/``):
 
@@ -331,8 +332,10 @@ def main(out: Path) -> int:
         d.xdo("type", "--delay", "20", url)
         d.xdo("key", "Return")
         answer = d.ask("basic_auth")
-        pos = d.ask("show_parallel")["positions"]
-        d.click(pos["backend_0"][0] + 11, pos["backend_0"][1] + pos["backend_0"][3] // 2)  # untick CDSE
+        answer = d.ask("show_parallel")
+        pos = answer["positions"]
+        if answer["state"]["entries"][0]["enabled"]:  # the backend added is the ticked one: CDSE should be off
+            d.click(pos["backend_0"][0] + 11, pos["backend_0"][1] + pos["backend_0"][3] // 2)  # untick CDSE
         d.click(pos["parallel_1"][0] + 12, pos["parallel_1"][1] + pos["parallel_1"][3] // 2)
         d.xdo("key", "ctrl+a", "type", "4")
         d.xdo("key", "Tab")

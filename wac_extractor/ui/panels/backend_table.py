@@ -3,14 +3,60 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QAbstractItemView, QHeaderView, QSpinBox, QTableWidget, QTableWidgetItem
+from qgis.PyQt.QtGui import QFont, QFontMetrics
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QInputDialog,
+    QLineEdit,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from ...core.backends.connect import CDSE_URL
+from ..wheel_guard import WheelGuard, guard_wheel
 
 CDSE_LABEL = "Copernicus Data Space Ecosystem"
+ADD_TITLE = "Add openEO backend"
+# Room a window manager takes beside a dialog's title (icon, close/maximise buttons, padding): the title of a
+# QInputDialog as narrow as its field was cut (issue 24).
+TITLE_DECORATION_PX = 160
+URL_CHARS = 52  # https://openeo.dataspace.copernicus.eu/openeo/1.2 and a little more, visible whole
+
+
+def title_width(title: str) -> int:
+    """The width a dialog needs for ``title`` whole in a (bold) title bar, with the window manager's buttons."""
+    font = QFont()
+    font.setBold(True)
+    return QFontMetrics(font).horizontalAdvance(title) + TITLE_DECORATION_PX
+
+
+def url_dialog(parent: QWidget) -> QInputDialog:
+    """The *Add backend* dialog: its title whole, its field as wide as a backend URL."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(ADD_TITLE)
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    dialog.setLabelText("Backend URL (https://…):")
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+    # The dialog's layout sizes it to its field (QInputDialog constrains it to the layout's minimum): widen the field.
+    field = dialog.findChild(QLineEdit)
+    field.setMinimumWidth(max(title_width(ADD_TITLE), field.fontMetrics().horizontalAdvance("x" * URL_CHARS)))
+    return dialog
+
+
+def ask_url(parent: QWidget) -> Optional[str]:
+    """The URL typed into the *Add backend* dialog, or None when cancelled or left empty."""
+    dialog = url_dialog(parent)
+    try:
+        ok = dialog.exec()
+        return dialog.textValue().strip() if ok and dialog.textValue().strip() else None
+    finally:
+        dialog.deleteLater()
 
 
 @dataclass
@@ -42,6 +88,8 @@ class BackendTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setMaximumHeight(96)
         self.setToolTip("Ticked backends share the jobs of a run, each with its own number of parallel jobs")
+        # The spin boxes are made anew with the rows, after the dock guarded its fields: guarded here.
+        self.wheel_guard = WheelGuard(self)
 
     def show_entries(self, entries: List[BackendEntry]) -> None:
         """A row per entry, without emitting ``itemChanged`` (nothing the user changed)."""
@@ -59,7 +107,14 @@ class BackendTable(QTableWidget):
             spin.setToolTip("Parallel jobs on this backend (CDSE: 2 for standard users)")
             spin.valueChanged.connect(self.parallel_changed)
             self.setCellWidget(row, 1, spin)
+        guard_wheel(self, self.wheel_guard)
         self.blockSignals(False)
+
+    def tick_only(self, row: int) -> None:
+        """Tick ``row`` and untick the others (a backend just added is the one the user wants to use)."""
+        for other in range(self.rowCount()):
+            checked = Qt.CheckState.Checked if other == row else Qt.CheckState.Unchecked
+            self.item(other, 0).setCheckState(checked)
 
     def read_into(self, entries: List[BackendEntry]) -> None:
         """The ticks and parallel jobs the user set, into the entries shown."""

@@ -14,32 +14,22 @@ from dataclasses import asdict
 from typing import Callable, Dict, List, Optional
 
 from qgis.core import QgsApplication
-from qgis.gui import QgsAuthConfigSelect
 from qgis.PyQt.QtCore import Qt, pyqtSignal, pyqtSlot
-from qgis.PyQt.QtWidgets import (
-    QComboBox,
-    QGridLayout,
-    QHBoxLayout,
-    QInputDialog,
-    QLabel,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qgis.PyQt.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ...core.backends.connect import CDSE_URL, BackendReport, insecure_url_warning, normalize_url
-from ...core.backends.signin import SECRET_METHODS, BackendLogin, DeviceCodePrompt, DeviceFlowUi
+from ...core.backends.signin import BackendLogin, DeviceCodePrompt, DeviceFlowUi
 from ...core.jobs.backend_spec import BackendSpec
 from ...core.recipes.process_graphs import BackendCapabilities, check_temporal_coverage
 from ...definitions import settings
 from ...qgis_glue.credentials import sign_in_for
-from .backend_table import BackendEntry, BackendTable
+from .backend_table import BackendEntry, BackendTable, ask_url
 from .base import SectionPanel, shrinkable
 from .device_code import RUN_PAUSED_TITLE, DeviceCodeBox
+from .sign_in_method import METHODS, SignInMethodBox
 from .sign_in_task import SignInTask, check_connection_work, sign_in_work, sign_out_work
 
-METHODS = {"oidc": "OpenID Connect (browser)", "client_credentials": "Client credentials (service account)",
-           "basic": "Basic (user/password)", "none": "None"}  # fmt: skip
+__all__ = ["METHODS", "BackendEntry", "BackendPanel"]
 
 
 class BackendPanel(SectionPanel):
@@ -75,26 +65,10 @@ class BackendPanel(SectionPanel):
         edit.addWidget(self.remove_button)
         layout.addLayout(edit)
 
-        grid = QGridLayout()
-        self.method = QComboBox()
-        for key, label in METHODS.items():
-            self.method.addItem(label, key)
-        shrinkable(self.method)
-        grid.addWidget(QLabel("Sign in with"), 0, 0)
-        grid.addWidget(self.method, 0, 1)
-        self.authcfg = QgsAuthConfigSelect(self)
-        self.authcfg.setToolTip("User/password or client id/secret, kept in QGIS's encrypted authentication database")
-        self.authcfg_label = QLabel("Credentials")
-        # The configuration picker under its label, over the whole width, its list shrinkable: beside the label
-        # it needed 345 px and clipped the dock's right column at 300 px (issue 24).
-        grid.addWidget(self.authcfg_label, 1, 0, 1, 2)
-        grid.addWidget(self.authcfg, 2, 0, 1, 2)
-        for combo in self.authcfg.findChildren(QComboBox):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(6)
-            shrinkable(combo)
-        grid.setColumnStretch(1, 1)
-        layout.addLayout(grid)
+        self.method_box = SignInMethodBox()
+        self.method, self.authcfg = self.method_box.method, self.method_box.authcfg
+        self.authcfg_label = self.method_box.authcfg_label
+        layout.addWidget(self.method_box)
         actions = QGridLayout()
         self.sign_in_button = QPushButton("Sign in")
         self.sign_out_button = QPushButton("Sign out", toolTip="Forget the stored sign-in of this backend")
@@ -161,13 +135,17 @@ class BackendPanel(SectionPanel):
         if existing is None:
             self.set_entries(self.entries + [BackendEntry(url, parallel, True, method, authcfg)])
             existing = len(self.entries) - 1
+        self.table.blockSignals(True)
+        self.table.tick_only(existing)  # the user added it to use it: the others (CDSE too) are unticked
+        self.table.blockSignals(False)
         self.table.selectRow(existing)
         self._save_and_notify()
+        self._show_status(self.entries[existing])
         return self.entries[existing]
 
     def ask_backend(self) -> None:
-        url, ok = QInputDialog.getText(self, "Add openEO backend", "Backend URL (https://…):")
-        if ok and url.strip():
+        url = ask_url(self)
+        if url:
             try:
                 self.add_backend(url)
             except ValueError as exc:
@@ -193,10 +171,7 @@ class BackendPanel(SectionPanel):
 
     def _selection_changed(self) -> None:
         entry = self.selected()
-        self.method.blockSignals(True)
-        self.method.setCurrentIndex(max(0, self.method.findData(entry.method)))
-        self.method.blockSignals(False)
-        self.authcfg.setConfigId(entry.authcfg)
+        self.method_box.show_method(entry.method, entry.authcfg)
         self._show_method(entry)
         self._show_status(entry)
 
@@ -205,21 +180,21 @@ class BackendPanel(SectionPanel):
         entry.method = self.method.currentData()
         entry.authcfg = self.authcfg.configId()
         self._show_method(entry)
+        self._show_status(entry)  # the hint of the method chosen, not of the one before
         self._save_and_notify()
 
     def _show_method(self, entry: BackendEntry) -> None:
-        needs_secret = entry.method in SECRET_METHODS
-        self.authcfg.setVisible(needs_secret)
-        self.authcfg_label.setVisible(needs_secret)
+        self.method_box.show_credentials(entry.method)
         self.sign_out_button.setEnabled(entry.method == "oidc")
 
     def _show_status(self, entry: BackendEntry) -> None:
         lines = []
         if entry.url in self.signed_in:
             lines.append(f"Signed in to {entry.label} as {self.signed_in[entry.url]}")
-        elif entry.method != "none":
-            lines.append(f"Not signed in to {entry.label} yet" + (" (a stored sign-in is used if there is one)"
-                                                                  if entry.method == "oidc" else ""))  # fmt: skip
+        else:
+            if entry.method != "none":
+                lines.append(f"Not signed in to {entry.label} yet.")
+            lines.append(self.method_box.hint(entry.method, entry.authcfg))
         if insecure_url_warning(entry.url):
             lines.append("Warning: " + insecure_url_warning(entry.url) + " Use https:// if the backend offers it.")
         report = self.reports.get(entry.url)

@@ -6,7 +6,7 @@ import time
 
 from qgis.PyQt.QtCore import Qt, QTimer, QUrl
 from qgis.PyQt.QtGui import QDesktopServices, QFont
-from qgis.PyQt.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from qgis.PyQt.QtWidgets import QApplication, QFrame, QGridLayout, QLabel, QPushButton, QVBoxLayout
 
 from ...core.backends.signin import DeviceCodePrompt
 from .base import shrinkable
@@ -36,15 +36,17 @@ class DeviceCodeBox(QFrame):
         self.link_label = QLabel(wordWrap=True, openExternalLinks=False, textFormat=Qt.TextFormat.RichText)
         self.link_label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
         box.addWidget(self.link_label)
-        row = QHBoxLayout()
+        # Two buttons a row, Cancel under them, and a wrapping countdown: three in a row and the countdown on one
+        # line cut "Copy code" and needed 340 px (12 pt), past the dock's 300 px.
+        buttons = QGridLayout()
         self.open_button = QPushButton("Open link", toolTip="Open the sign-in page in your browser")
         self.copy_button = QPushButton("Copy code")
         self.cancel_button = QPushButton("Cancel")
-        for button in (self.open_button, self.copy_button, self.cancel_button):
+        for number, button in enumerate((self.open_button, self.copy_button, self.cancel_button)):
             shrinkable(button)
-            row.addWidget(button)
-        box.addLayout(row)
-        self.countdown_label = QLabel()
+            buttons.addWidget(button, number // 2, number % 2, 1, 2 if number == 2 else 1)
+        box.addLayout(buttons)
+        self.countdown_label = QLabel(wordWrap=True)
         box.addWidget(self.countdown_label)
         self.hide()
         self._link = ""

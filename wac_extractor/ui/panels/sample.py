@@ -63,7 +63,8 @@ class SamplePanel(SectionPanel):
         )
         self.out_file.setToolTip("A new file; empty: <features>_sampled.gpkg beside the tracker")
         self.form.addRow("Output", self.out_file)
-        self.csv_too = QCheckBox("Also a CSV (no geometry)")
+        # short: "Also a CSV (no geometry)" needed 262 px at 12 pt, more than the dock's 300 px leave
+        self.csv_too = QCheckBox("Also a CSV", toolTip="A CSV copy beside the output, without geometry")
         self.form.addRow(self.csv_too)
         shrinkable(self.layer_combo, self.features_file, self.stats, self.out_file)
         buttons = QHBoxLayout()
@@ -71,6 +72,7 @@ class SamplePanel(SectionPanel):
         self.cancel_button = QPushButton("Cancel", enabled=False)
         self.chart_button = QPushButton("Chart", toolTip="The chart of the selected fields of a sampled layer")
         for button in (self.sample_button, self.cancel_button, self.chart_button):
+            shrinkable(button)  # three at their minimum needed 276 px and clipped every section at 300 px
             buttons.addWidget(button)
         self.form.addRow(buttons)
         self.progress = QProgressBar(maximum=100, visible=False)
