@@ -69,6 +69,7 @@ class _Mosaic:
     stale: Dict[Path, float] = field(default_factory=dict)  # superseded block files: when they were
     bounds: Dict[Path, Bounds] = field(default_factory=dict)  # per tile composite: its bounds
     overview: Optional[MosaicOverview] = None  # the mosaic's own overview (a zoomed-out draw reads it)
+    pending: List[Path] = field(default_factory=list)  # tiles placed, not yet in the overview (deferred)
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,13 @@ class MonthMosaics:
         with self._lock:
             return [m.composite for m in self._mosaics.values()]
 
-    def add(self, composites: Iterable[WindowComposite]) -> List[MosaicUpdate]:
-        """Place each composite in its mosaic (made on first use) and rewrite the mosaics that changed."""
+    def add(self, composites: Iterable[WindowComposite], defer_overview: bool = False) -> List[MosaicUpdate]:
+        """Place each composite in its mosaic (made on first use) and rewrite the mosaics that changed.
+
+        ``defer_overview``: the new tiles go into the mosaics' overviews at :meth:`flush_overviews` (results
+        of before re-added by the hundred: a chunk rewritten per tile would leave hundreds of superseded
+        copies of it on disk for :data:`STALE_SECONDS`).
+        """
         with self._lock:
             changed: Dict[tuple, MosaicUpdate] = {}
             dirty: Dict[tuple, set] = {}
@@ -160,9 +166,18 @@ class MonthMosaics:
                     created or bool(before and before.created),
                     regridded or bool(before and before.regridded),
                 )
-            for key in changed:
-                self._write(self._mosaics[key], dirty.get(key, set()), fresh.get(key, []))
+            for key, update in changed.items():
+                defer = defer_overview and not update.regridded  # a new grid needs the overview's new size
+                self._write(self._mosaics[key], dirty.get(key, set()), fresh.get(key, []), defer)
             return list(changed.values())
+
+    def flush_overviews(self) -> List[MosaicUpdate]:
+        """Put the tiles :meth:`add` deferred into their mosaics' overviews; the mosaics rewritten."""
+        with self._lock:
+            waiting = [mosaic for mosaic in self._mosaics.values() if mosaic.pending]
+            for mosaic in waiting:
+                self._write(mosaic, ())
+            return [MosaicUpdate(mosaic.composite, len(mosaic.sources)) for mosaic in waiting]
 
     def _new_mosaic(self, composite: WindowComposite, key: tuple, bounds: Bounds, x_res, y_res, epsg) -> _Mosaic:
         sentinel, month, kind, months, _ = key
@@ -228,9 +243,9 @@ class MonthMosaics:
             for band in root.iter("VRTRasterBand")
         ]
 
-    def _write(self, mosaic: _Mosaic, blocks: Iterable[int], fresh: Iterable[Path] = ()) -> None:
-        """Rewrite the changed blocks under new names, the overview under the ``fresh`` tiles, then the mosaic
-        over all blocks."""
+    def _write(self, mosaic: _Mosaic, blocks: Iterable[int], fresh: Iterable[Path] = (), defer: bool = False) -> None:
+        """Rewrite the changed blocks under new names, the overview under the ``fresh`` tiles (and those deferred
+        before; unless ``defer``), then the mosaic over all blocks."""
         tiles = list(mosaic.sources.values())
         folder = mosaic.composite.path.with_suffix(".blocks")
         folder.mkdir(parents=True, exist_ok=True)
@@ -249,11 +264,15 @@ class MonthMosaics:
         width, height = _grid_size(mosaic.grid)
         overview = None
         if mosaic.overview is not None:
-            replaced: List[Path] = []
-            mosaic.overview.update(mosaic.bounds, fresh, replaced)
-            written = mosaic.overview.write_vrt(mosaic.grid.bounds, width, height, replaced)
+            mosaic.pending.extend(fresh)
+            if not defer or not mosaic.overview.version:
+                replaced: List[Path] = []
+                mosaic.overview.update(mosaic.bounds, mosaic.pending, replaced)
+                mosaic.overview.write_vrt(mosaic.grid.bounds, width, height, replaced)
+                mosaic.pending.clear()
+                mosaic.stale.update((path, now) for path in replaced)
+            written = mosaic.overview.vrt_path()
             overview = f"{written.parent.name}/{written.name}"
-            mosaic.stale.update((path, now) for path in replaced)
 
         def block_sources(band: int):
             for block in sorted(mosaic.blocks):
