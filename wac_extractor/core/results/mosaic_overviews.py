@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
+import numpy as np
+
 from .composites import _gdal, overview_count
 
 Bounds = Tuple[float, float, float, float]  # west, south, east, north
@@ -69,8 +71,6 @@ class MosaicOverview:
 
     def _read(self, tiles: Dict[Path, Bounds], window: Tuple[int, int, int, int]):
         """The overview's pixels in ``window``: the tiles there (in mosaic order) averaged down by GDAL."""
-        import numpy as np
-
         gdal = _gdal()
         bounds = self._world(*window)
         under = [
@@ -89,8 +89,6 @@ class MosaicOverview:
     def update(self, tiles: Dict[Path, Bounds], fresh: Iterable[Path], stale: List[Path]) -> None:
         """Paste the pixels under the ``fresh`` tiles into their chunks, each written under a new name;
         the names replaced go to ``stale``."""
-        import numpy as np
-
         gdal = _gdal()
         self.folder.mkdir(parents=True, exist_ok=True)
         pending: Dict[Tuple[int, int], np.ndarray] = {}
@@ -122,8 +120,6 @@ class MosaicOverview:
 
     def _chunk_pixels(self, chunk: Tuple[int, int]):
         """A chunk's pixels as last written (NaN: no tile there yet)."""
-        import numpy as np
-
         if chunk not in self.chunks:
             return np.full((self.bands, self.chunk_px, self.chunk_px), np.nan, dtype=np.float32)
         dataset = _gdal().Open(str(self.chunk_path(chunk)))

@@ -20,8 +20,9 @@ a layer still open on the mosaic's previous file (a map render, a layer not relo
 blocks until then. Deleting the version before at once gave QGIS's ``RasterIO error ... _v2.vrt: No
 such file`` after a resume.
 
-The tiles placed are the composites' display copies (COGs with overviews, :mod:`.composites`): a
-zoomed-out draw reads their overviews, and no NetCDF is opened while QGIS draws.
+The tiles placed are the composites' display copies (COGs with overviews, :mod:`.composites`): no
+NetCDF is opened while QGIS draws. Zoomed out (1:4 and coarser), a draw reads the mosaic's own
+overview (:mod:`.mosaic_overviews`, an ``<Overview>`` per band of the top file), not every tile's.
 """
 
 from __future__ import annotations
