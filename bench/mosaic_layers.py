@@ -135,7 +135,8 @@ def first_picture(feed, loader, row, app) -> float:
         job.start()
         job.waitForFinished()
         image = job.renderedImage()
-        if QColor(image.pixel(16, 16)) != QColor("white"):
+        white = QColor("white")  # any pixel of the tile (its centre may be masked: NaN is transparent)
+        if any(QColor(image.pixel(x, y)) != white for x in range(32) for y in range(32)):
             return time.perf_counter() - started
         if time.perf_counter() - started > 30:
             return float("nan")

@@ -16,6 +16,8 @@ from .layers import composite_layer, mosaic_layer_name, to_ui_thread
 
 _log = logging.getLogger(__name__)
 
+OVERVIEW_EVERY = 32  # results of before re-added between two writes of the mosaics' overviews
+
 # A mosaic update and, for a new mosaic, its layer opened in the worker thread (QGIS reads the data to
 # set up a default stretch: 17 s for a 300-tile mosaic, a few ms for the one tile it has when new).
 Shown = Tuple[MosaicUpdate, Optional[QgsRasterLayer]]
@@ -49,24 +51,37 @@ class MosaicFeed:
         extents = jobs["spatial_extent"] if "spatial_extent" in jobs.columns else []
         self.mosaics = MonthMosaics(self.output_dir / "mosaics", planned_bounds(extents))
 
-    def add_row(self, row: pd.Series) -> List[Shown]:
+    def add_row(self, row: pd.Series, defer_overview: bool = False) -> List[Shown]:
         """Place one finished job's composites in their mosaics; new mosaics come with their layer."""
-        updates = self.mosaics.add(row_composites(row, self.output_dir))
+        updates = self.mosaics.add(row_composites(row, self.output_dir), defer_overview)
         return [(update, self._layer(update) if update.created else None) for update in updates]
 
     def add_rows(self, jobs: pd.DataFrame) -> Iterator[List[Shown]]:
         """The mosaics of jobs finished before (a resumed run, a reopened tracker), a batch per job.
 
-        One job at a time, so a new mosaic's layer is opened while it holds one tile.
+        One job at a time, so a new mosaic's layer is opened while it holds one tile; the mosaics' overviews
+        (a zoomed-out draw) are written every :data:`OVERVIEW_EVERY` jobs and at the end.
         """
-        for _, row in finished_rows(jobs).iterrows():
+        for number, (_, row) in enumerate(finished_rows(jobs).iterrows(), start=1):
             try:
-                shown = self.add_row(row)
+                shown = self.add_row(row, defer_overview=True)
             except (OSError, RuntimeError, ValueError) as exc:  # a result moved or damaged: the others still show
                 _log.warning("%s: not added to the month mosaics: %s", row.get("title"), exc)
-                continue
+                shown = []
+            if number % OVERVIEW_EVERY == 0:
+                shown = shown + self._flush()
             if shown:
                 yield shown
+        flushed = self._flush()
+        if flushed:
+            yield flushed
+
+    def _flush(self) -> List[Shown]:
+        try:
+            return [(update, None) for update in self.mosaics.flush_overviews()]
+        except (OSError, RuntimeError, ValueError) as exc:  # a result gone meanwhile: the mosaics still show
+            _log.warning("The month mosaics' overviews were not written: %s", exc)
+            return []
 
     def _layer(self, update: MosaicUpdate) -> QgsRasterLayer:
         layer = composite_layer(update.composite, mosaic_layer_name(update.composite), read_only=True)

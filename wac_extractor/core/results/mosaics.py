@@ -20,8 +20,9 @@ a layer still open on the mosaic's previous file (a map render, a layer not relo
 blocks until then. Deleting the version before at once gave QGIS's ``RasterIO error ... _v2.vrt: No
 such file`` after a resume.
 
-The tiles placed are the composites' display copies (COGs with overviews, :mod:`.composites`): a
-zoomed-out draw reads their overviews, and no NetCDF is opened while QGIS draws.
+The tiles placed are the composites' display copies (COGs with overviews, :mod:`.composites`): no
+NetCDF is opened while QGIS draws. Zoomed out (1:4 and coarser), a draw reads the mosaic's own
+overview (:mod:`.mosaic_overviews`, an ``<Overview>`` per band of the top file), not every tile's.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .composites import WindowComposite, _gdal
+from .mosaic_overviews import FACTOR, MosaicOverview, chunk_size, overview_element
 
 Bounds = Tuple[float, float, float, float]  # west, south, east, north
 BLOCK_TILES = 64
@@ -66,6 +68,9 @@ class _Mosaic:
     band_types: List[str] = field(default_factory=list)
     blocks: Dict[int, int] = field(default_factory=dict)  # block number: its file's version
     stale: Dict[Path, float] = field(default_factory=dict)  # superseded block files: when they were
+    bounds: Dict[Path, Bounds] = field(default_factory=dict)  # per tile composite: its bounds
+    overview: Optional[MosaicOverview] = None  # the mosaic's own overview (a zoomed-out draw reads it)
+    pending: List[Path] = field(default_factory=list)  # tiles placed, not yet in the overview (deferred)
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,11 @@ class MonthMosaics:
     Thread-safe: the task adds from its worker thread while the UI may read :meth:`mosaics`.
     """
 
-    def __init__(self, folder: Path, planned: Optional[Dict[int, Bounds]] = None):
+    def __init__(self, folder: Path, planned: Optional[Dict[int, Bounds]] = None, overviews: bool = True):
+        """``overviews``: False writes the mosaics without their own overview (the bench's *before*)."""
         self.folder = Path(folder)
         self.planned = dict(planned or {})
+        self.overviews = overviews
         self._mosaics: Dict[tuple, _Mosaic] = {}
         self._lock = threading.Lock()
         self.session = secrets.token_hex(3)  # in every block name this object writes: never one reused
@@ -123,11 +130,17 @@ class MonthMosaics:
         with self._lock:
             return [m.composite for m in self._mosaics.values()]
 
-    def add(self, composites: Iterable[WindowComposite]) -> List[MosaicUpdate]:
-        """Place each composite in its mosaic (made on first use) and rewrite the mosaics that changed."""
+    def add(self, composites: Iterable[WindowComposite], defer_overview: bool = False) -> List[MosaicUpdate]:
+        """Place each composite in its mosaic (made on first use) and rewrite the mosaics that changed.
+
+        ``defer_overview``: the new tiles go into the mosaics' overviews at :meth:`flush_overviews` (results
+        of before re-added by the hundred: a chunk rewritten per tile would leave hundreds of superseded
+        copies of it on disk for :data:`STALE_SECONDS`).
+        """
         with self._lock:
             changed: Dict[tuple, MosaicUpdate] = {}
             dirty: Dict[tuple, set] = {}
+            fresh: Dict[tuple, List[Path]] = {}
             for composite in composites:
                 bounds, x_res, y_res, epsg = raster_bounds(composite.path)
                 key = (*composite.mosaic_key, epsg)
@@ -142,6 +155,8 @@ class MonthMosaics:
                 if composite.path in mosaic.sources and not regridded:
                     continue  # the same tile again (a resumed run): nothing new
                 mosaic.sources[composite.path] = self._placed_sources(composite.path, mosaic)
+                mosaic.bounds[composite.path] = bounds
+                fresh.setdefault(key, []).append(composite.path)
                 count = len(mosaic.sources)
                 blocks = range(math.ceil(count / BLOCK_TILES)) if regridded else [(count - 1) // BLOCK_TILES]
                 dirty.setdefault(key, set()).update(blocks)
@@ -152,9 +167,18 @@ class MonthMosaics:
                     created or bool(before and before.created),
                     regridded or bool(before and before.regridded),
                 )
-            for key in changed:
-                self._write(self._mosaics[key], dirty.get(key, set()))
+            for key, update in changed.items():
+                defer = defer_overview and not update.regridded  # a new grid needs the overview's new size
+                self._write(self._mosaics[key], dirty.get(key, set()), fresh.get(key, []), defer)
             return list(changed.values())
+
+    def flush_overviews(self) -> List[MosaicUpdate]:
+        """Put the tiles :meth:`add` deferred into their mosaics' overviews; the mosaics rewritten."""
+        with self._lock:
+            waiting = [mosaic for mosaic in self._mosaics.values() if mosaic.pending]
+            for mosaic in waiting:
+                self._write(mosaic, ())
+            return [MosaicUpdate(mosaic.composite, len(mosaic.sources)) for mosaic in waiting]
 
     def _new_mosaic(self, composite: WindowComposite, key: tuple, bounds: Bounds, x_res, y_res, epsg) -> _Mosaic:
         sentinel, month, kind, months, _ = key
@@ -164,6 +188,12 @@ class MonthMosaics:
         shown = WindowComposite(int(sentinel), month, path, path, 0, kind, months)
         mosaic = _Mosaic(shown, epsg, grid)
         self._template(mosaic, composite.path)
+        if self.overviews:
+            corner = (grid.bounds[0], grid.bounds[3])  # the chunks' lattice: kept when the grid grows
+            mosaic.overview = MosaicOverview(
+                path.with_suffix(".overview"), path.stem, self.session, corner, x_res * FACTOR, y_res * FACTOR,
+                len(mosaic.band_types), chunk_size(round((bounds[2] - bounds[0]) / x_res)),
+            )  # fmt: skip
         return mosaic
 
     def _regrid(self, mosaic: _Mosaic, bounds: Bounds) -> None:
@@ -202,6 +232,8 @@ class MonthMosaics:
             for source in [child for child in band if child.tag in SOURCE_TAGS]:
                 band.remove(source)
             ET.SubElement(band, _PLACEHOLDER)
+        for virtual in root.findall("OverviewList"):  # BuildVRT's virtual overviews: they read every tile
+            root.remove(virtual)
         text = ET.tostring(root, encoding="unicode")
         mosaic.parts = text.split(f"<{_PLACEHOLDER} />")
 
@@ -212,14 +244,17 @@ class MonthMosaics:
             for band in root.iter("VRTRasterBand")
         ]
 
-    def _write(self, mosaic: _Mosaic, blocks: Iterable[int]) -> None:
-        """Rewrite the changed blocks under new names, then the mosaic over all blocks."""
+    def _write(self, mosaic: _Mosaic, blocks: Iterable[int], fresh: Iterable[Path] = (), defer: bool = False) -> None:
+        """Rewrite the changed blocks under new names, the overview under the ``fresh`` tiles (and those deferred
+        before; unless ``defer``), then the mosaic over all blocks."""
         tiles = list(mosaic.sources.values())
         folder = mosaic.composite.path.with_suffix(".blocks")
         folder.mkdir(parents=True, exist_ok=True)
         now = time.monotonic()
-        if not mosaic.blocks:  # a session's first write: an earlier session's blocks may still be read
+        if not mosaic.blocks:  # a session's first write: an earlier session's files may still be read
             mosaic.stale.update((path, now) for path in folder.glob("*.vrt"))
+            overview_folder = mosaic.composite.path.with_suffix(".overview")
+            mosaic.stale.update((path, now) for path in overview_folder.glob("*") if overview_folder.is_dir())
         for block in sorted(blocks):
             if block in mosaic.blocks:
                 mosaic.stale[self._block_path(mosaic, block)] = now
@@ -228,11 +263,24 @@ class MonthMosaics:
             text = _fill(mosaic.parts, lambda band, mine=mine: (t[band] for t in mine))
             _write_atomic(self._block_path(mosaic, block), text)
         width, height = _grid_size(mosaic.grid)
+        overview = None
+        if mosaic.overview is not None:
+            mosaic.pending.extend(fresh)
+            if not defer or not mosaic.overview.version:
+                replaced: List[Path] = []
+                mosaic.overview.update(mosaic.bounds, mosaic.pending, replaced)
+                mosaic.overview.write_vrt(mosaic.grid.bounds, width, height, replaced)
+                mosaic.pending.clear()
+                mosaic.stale.update((path, now) for path in replaced)
+            written = mosaic.overview.vrt_path()
+            overview = f"{written.parent.name}/{written.name}"
 
         def block_sources(band: int):
             for block in sorted(mosaic.blocks):
                 relative = f"{folder.name}/{self._block_path(mosaic, block).name}"
                 yield _block_source(relative, band + 1, mosaic.band_types[band], width, height)
+            if overview:
+                yield overview_element(overview, band + 1)
 
         _write_atomic(mosaic.composite.path, _fill(mosaic.parts, block_sources))
         self._forget_stale(mosaic, now)
