@@ -69,13 +69,17 @@ class StackSampler(threading.Thread):
             late = 1000 * (now - last - SAMPLE_S)
             last = now
             frames = sys._current_frames()
+            main = _stack(frames.get(self.main_ident))
             others = ""
             if late > 15:
                 others = " | ".join(
                     _stack(frame, 4) for ident, frame in frames.items() if ident not in (self.main_ident, self.ident)
                 )
+            # Let go of the frames at once: a frame held here keeps its locals alive after its function
+            # returned (an OGR layer held so kept its GeoPackage open and unflushed: the run failed).
+            del frames
             on_cpu, waited = _cpu_ns(self.main_native)
-            self.samples.append((time.time(), _stack(frames.get(self.main_ident)), round(late), others, on_cpu, waited))
+            self.samples.append((time.time(), main, round(late), others, on_cpu, waited))
 
     def during(self, end: float, gap_ms: float) -> dict:
         """What the UI thread ran between ``end - gap`` and ``end``: stacks by count, the sampler's worst wait."""
@@ -92,6 +96,26 @@ class StackSampler(threading.Thread):
                 # the UI thread's own CPU time and run-queue wait over the stall: wait = CPU starved
                 "ui_on_cpu_ms": round((last[4] - first[4]) / 1e6, 1) if window else None,
                 "ui_runqueue_wait_ms": round((last[5] - first[5]) / 1e6, 1) if window else None}  # fmt: skip
+
+
+def stall_causes(profiles: list) -> dict:
+    """Stalls by what the UI thread did (from the sampler): count and worst gap of each kind.
+
+    *blocked*: neither on the CPU nor waiting for it (waiting for the GIL a worker thread held);
+    *CPU-starved*: runnable, in the run queue; *slot*: running plugin Python; *Qt/QGIS C++*: running,
+    with no Python on its stack.
+    """
+    causes: dict = {}
+    for stall in profiles:
+        gap, on_cpu, waited = stall["gap_ms"], stall["ui_on_cpu_ms"] or 0, stall["ui_runqueue_wait_ms"] or 0
+        in_slot = any(not stack.startswith("run_dock") for stack, _ in stall["stacks"])
+        if on_cpu > gap / 2:
+            kind = "on CPU, plugin slot" if in_slot else "on CPU, Qt/QGIS C++"
+        else:
+            kind = "CPU-starved" if waited > gap / 2 else "blocked (GIL held by a worker thread)"
+        count, worst = causes.get(kind, (0, 0))
+        causes[kind] = (count + 1, max(worst, gap))
+    return {kind: {"count": count, "worst_ms": worst} for kind, (count, worst) in causes.items()}
 
 
 class GapWatchdog:
@@ -214,101 +238,55 @@ def _cpu_ns(thread_id: int) -> tuple:
         return 0, 0
 
 
-def run_dock(jobs: int, work: Path, iface, desktop: bool) -> dict:
-    """Sign in, click Run on a painted dock and watch the UI thread until the run ends.
-
-    ``desktop``: ``iface`` is QGIS Desktop's own (bench/ui_desktop.py): the dock is docked in the main
-    window, layers go to the real layer tree and the visible canvas draws them.
-    """
+def _open_dock(iface, url: str, work: Path, desktop: bool) -> tuple:
+    """A fresh dock on ``url``, laid out and painted; with ``desktop``, docked as a user watching the run has
+    it (job table in view, the run's groups ticked). Returns the dock and the list of groups ticked."""
     from qgis.core import QgsApplication, QgsProject, QgsSettings
     from qgis.PyQt.QtCore import Qt
 
-    from tests.conftest import LocalBackend, start_backend
     from wac_extractor.core.backends.connect import CDSE_URL
-    from wac_extractor.core.backends.signin import BackendLogin, DeviceFlowUi, SignIn
-    from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
     from wac_extractor.ui.dock import WacDock
     from wac_extractor.ui.panels.backends import BackendEntry
 
-    process, url = start_backend(work, "--max-workers", "4", "--queue-seconds", "0", "0", "--run-seconds", "0", "0")
-    _renice(process.pid)
-    backend = LocalBackend(url)
-    try:
-        # Signed in once, as in the dock; the run then uses the stored refresh token.
-        approve = DeviceFlowUi(
-            show=lambda p: threading.Timer(0.2, backend.oidc, kwargs={"approve": p.user_code}).start()
-        )
-        BackendLogin(url, SignIn("oidc", device_ui=approve))()
+    QgsSettings().remove("wac_extractor")
+    dock = WacDock(iface)
+    if desktop:
+        iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    else:
+        dock.resize(420, 1000)
+    dock.show()
+    dock.backends.set_entries([BackendEntry(CDSE_URL, enabled=False), BackendEntry(url, 8, True, "oidc")])
+    dock.output.setFilePath(str(work / "out"))
+    dock.tracker_file.setFilePath(str(work / "jobs.gpkg"))
+    # A user clicks Run on a dock that is on screen: let it lay out, paint and preview first. Its
+    # first paint (~0.3 s offscreen, each widget's first virtual calls taking the GIL) is not a run's.
+    settle = time.perf_counter() + 1.0
+    while time.perf_counter() < settle:
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+    shown_groups: list = []
+    if desktop:  # as a user who watches the run: the job table in view, the results drawn
+        dock.scroll.ensureWidgetVisible(dock.run_panel.table)
+        shown_groups = _tick_new_groups(QgsProject.instance().layerTreeRoot())
+    return dock, shown_groups
 
-        QgsSettings().remove("wac_extractor")
-        dock = WacDock(iface)
-        if desktop:
-            iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        else:
-            dock.resize(420, 1000)
-        dock.show()
-        dock.backends.set_entries([BackendEntry(CDSE_URL, enabled=False), BackendEntry(url, 8, True, "oidc")])
-        dock.output.setFilePath(str(work / "out"))
-        dock.tracker_file.setFilePath(str(work / "jobs.gpkg"))
-        # A user clicks Run on a dock that is on screen: let it lay out, paint and preview first. Its
-        # first paint (~0.3 s offscreen, each widget's first virtual calls taking the GIL) is not a run's.
-        settle = time.perf_counter() + 1.0
-        while time.perf_counter() < settle:
-            QgsApplication.processEvents()
-            time.sleep(0.01)
-        shown_groups: list = []
-        if desktop:  # as a user who watches the run: the job table in view, the results drawn
-            dock.scroll.ensureWidgetVisible(dock.run_panel.table)
-            shown_groups = _tick_new_groups(QgsProject.instance().layerTreeRoot())
-        request = PlanRequest("2023-01-01", "2023-02-01", ["s1"], 85, 1)
-        dock.plan = plan_grid(request, 664000, 5611120, "EPSG:32631", window=200, gap=0, rows=jobs // 20, cols=20)
 
-        stalls_log = os.environ.get("WAC_BENCH_STALLS")  # file to list stalls and slow collections in
-        sampler = StackSampler(threading.get_ident()) if stalls_log else None
-        watchdog = GapWatchdog(echo=bool(stalls_log), sampler=sampler)
-        gc_pauses = []  # (epoch end, ms, generation): a collection holds the GIL, whichever thread runs it
-        gc_started = [0.0]
+def _wait_for_run(dock) -> None:
+    """Qt's own loop until the run ends (C++, the GIL released while it waits), as QGIS Desktop's: a Python
+    loop of processEvents and sleep took the GIL back a thousand times a second and measured that."""
+    from qgis.PyQt.QtCore import QEventLoop, QTimer
 
-        def gc_clock(phase, info):
-            if phase == "start":
-                gc_started[0] = time.perf_counter()
-            else:
-                gc_pauses.append((time.time(), 1000 * (time.perf_counter() - gc_started[0]), info["generation"]))
+    loop = QEventLoop()
+    ended = QTimer(interval=100, timeout=lambda: loop.quit() if dock.task is None else None)
+    ended.start()
+    if dock.task is not None:
+        loop.exec()
+    ended.stop()
 
-        gc.callbacks.append(gc_clock)
-        pauses_log = work / "machine_pauses.log"
-        reference = subprocess.Popen(
-            [PYTHON, "-m", "bench.machine_pauses", str(pauses_log)], cwd=Path(__file__).resolve().parents[1]
-        )
-        if sampler is not None:
-            sampler.start()
-        load_before = os.getloadavg()[0]  # other sessions' work on the shared cores (theirs under nice 19)
-        watchdog.start()
-        started = time.perf_counter()
-        dock.start_run()
-        while dock.task is not None:
-            QgsApplication.processEvents()
-            time.sleep(0.001)
-        wall = time.perf_counter() - started
-        load_after = os.getloadavg()[0]
-        watchdog.stop()
-        if sampler is not None:
-            sampler.running = False
-        reference.terminate()
-        reference.wait(10)
-        gc.callbacks.remove(gc_clock)
-        if stalls_log:
-            slow_gc = [pause for pause in gc_pauses if pause[1] > 10]
-            Path(stalls_log).write_text(
-                json.dumps(
-                    {"stalls": watchdog.stalls, "gc_over_10_ms": slow_gc, "profiles": watchdog.profiles}, indent=1
-                )
-            )
-        counts = dock.tracker.count_by_status()
-        layers = len(QgsProject.instance().mapLayers())
-    finally:
-        process.terminate()
-        process.wait(10)
+
+def _summary(jobs: int, desktop: bool, watchdog: GapWatchdog, pauses_log: Path, wall: float, gc_pauses: list,
+             run: dict) -> dict:  # fmt: skip
+    """The bench's JSON: the gaps, the stalls laid over the machine's pauses and sorted by cause."""
     policy, pauses = read_pauses(pauses_log)
     stalls_seen = without_machine_pauses(watchdog.stalls, pauses)
     stalls = sorted(watchdog.gaps)
@@ -316,11 +294,7 @@ def run_dock(jobs: int, work: Path, iface, desktop: bool) -> dict:
     return {
         "where": "QGIS Desktop under Xvfb (real layer tree, visible canvas)" if desktop else "offscreen, mocked iface",
         "jobs": jobs,
-        "finished": int(counts.get("finished", 0)),
-        "layers_loaded": layers,
-        "groups_ticked_by_bench": shown_groups,
-        "load_1min": [round(load_before, 2), round(load_after, 2)],
-        "nice": os.nice(0),
+        **run,
         "wall_s": wall,
         "watchdog_interval_ms": WATCHDOG_MS,
         "ticks": len(stalls),
@@ -337,10 +311,85 @@ def run_dock(jobs: int, work: Path, iface, desktop: bool) -> dict:
         "worst_gap_outside_machine_pauses_ms": max(
             [within[-1] if within else 0] + [s["gap_ms"] - s["machine_paused_ms"] for s in stalls_seen]
         ),
+        "stall_causes": stall_causes(watchdog.profiles),
         "gc_collections": len(gc_pauses),
         "worst_gc_pause_ms": max((p[1] for p in gc_pauses), default=0),
         "target": "main thread never stalls over 50 ms",
     }
+
+
+def run_dock(jobs: int, work: Path, iface, desktop: bool) -> dict:
+    """Sign in, click Run on a painted dock and watch the UI thread until the run ends.
+
+    ``desktop``: ``iface`` is QGIS Desktop's own (bench/ui_desktop.py): the dock is docked in the main
+    window, layers go to the real layer tree and the visible canvas draws them.
+    """
+    from qgis.core import QgsProject
+
+    from tests.conftest import LocalBackend, start_backend
+    from wac_extractor.core.backends.signin import BackendLogin, DeviceFlowUi, SignIn
+    from wac_extractor.core.planning.job_table import PlanRequest, plan_grid
+
+    process, url = start_backend(work, "--max-workers", "4", "--queue-seconds", "0", "0", "--run-seconds", "0", "0")
+    _renice(process.pid)
+    backend = LocalBackend(url)
+    try:
+        # Signed in once, as in the dock; the run then uses the stored refresh token.
+        approve = DeviceFlowUi(
+            show=lambda p: threading.Timer(0.2, backend.oidc, kwargs={"approve": p.user_code}).start()
+        )
+        BackendLogin(url, SignIn("oidc", device_ui=approve))()
+
+        dock, shown_groups = _open_dock(iface, url, work, desktop)
+        request = PlanRequest("2023-01-01", "2023-02-01", ["s1"], 85, 1)
+        dock.plan = plan_grid(request, 664000, 5611120, "EPSG:32631", window=200, gap=0, rows=jobs // 20, cols=20)
+
+        stalls_log = os.environ.get("WAC_BENCH_STALLS")  # file to list stalls and slow collections in
+        sampler = StackSampler(threading.get_ident())
+        watchdog = GapWatchdog(echo=bool(stalls_log), sampler=sampler)
+        gc_pauses = []  # (epoch end, ms, generation): a collection holds the GIL, whichever thread runs it
+        gc_started = [0.0]
+
+        def gc_clock(phase, info):
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                gc_pauses.append((time.time(), 1000 * (time.perf_counter() - gc_started[0]), info["generation"]))
+
+        gc.callbacks.append(gc_clock)
+        pauses_log = work / "machine_pauses.log"
+        reference = subprocess.Popen(
+            [PYTHON, "-m", "bench.machine_pauses", str(pauses_log)], cwd=Path(__file__).resolve().parents[1]
+        )
+        sampler.start()
+        load_before = os.getloadavg()[0]  # other sessions' work on the shared cores (theirs under nice 19)
+        watchdog.start()
+        started = time.perf_counter()
+        dock.start_run()
+        _wait_for_run(dock)
+        wall = time.perf_counter() - started
+        load_after = os.getloadavg()[0]
+        watchdog.stop()
+        sampler.running = False
+        reference.terminate()
+        reference.wait(10)
+        gc.callbacks.remove(gc_clock)
+        if stalls_log:
+            slow_gc = [pause for pause in gc_pauses if pause[1] > 10]
+            Path(stalls_log).write_text(
+                json.dumps(
+                    {"stalls": watchdog.stalls, "gc_over_10_ms": slow_gc, "profiles": watchdog.profiles}, indent=1
+                )
+            )
+        counts = dock.tracker.count_by_status()
+        layers = len(QgsProject.instance().mapLayers())
+    finally:
+        process.terminate()
+        process.wait(10)
+    return _summary(jobs, desktop, watchdog, pauses_log, wall, gc_pauses, {
+        "finished": int(counts.get("finished", 0)), "layers_loaded": layers, "groups_ticked_by_bench": shown_groups,
+        "load_1min": [round(load_before, 2), round(load_after, 2)], "nice": os.nice(0),
+    })  # fmt: skip
 
 
 if __name__ == "__main__":
