@@ -28,6 +28,7 @@ PYTHON = os.environ.get("WAC_BENCH_PYTHON", sys.executable)
 
 SAMPLE_S = 0.005  # the stack sampler's period
 HERE = Path(__file__).name
+EVENT_LOOP = "event loop"  # a sample's stack with no Python but the bench's wait
 
 
 def _stack(frame, depth: int = 7) -> str:
@@ -35,8 +36,8 @@ def _stack(frame, depth: int = 7) -> str:
     parts = []
     while frame is not None and len(parts) < depth:
         code = frame.f_code
-        if Path(code.co_filename).name == HERE and code.co_name == "run_dock":
-            parts.append(f"run_dock:{frame.f_lineno}")  # the event loop itself: C++ work under processEvents
+        if Path(code.co_filename).name == HERE and code.co_name in ("run_dock", "_wait_for_run", "_open_dock"):
+            parts.append(f"{EVENT_LOOP} ({code.co_name}:{frame.f_lineno})")  # no Python above: Qt/QGIS C++ work
             break
         parts.append(f"{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}")
         frame = frame.f_back
@@ -46,7 +47,7 @@ def _stack(frame, depth: int = 7) -> str:
 class StackSampler(threading.Thread):
     """Every 5 ms, the UI thread's Python stack, kept for the last 2 s: what ran during a stall.
 
-    A sample that shows ``run_dock:<line>`` alone had the UI thread inside ``processEvents`` with no
+    A sample that shows ``event loop (...)`` alone had the UI thread in Qt's event loop with no
     Python on it (Qt/QGIS C++ work: painting, layer tree, rendering); a stack of the plugin names
     the slot. A wake-up of the sampler itself much later than 5 ms means another thread (or a C call
     that does not release it) held the GIL: it then records the other threads' stacks too.
@@ -108,7 +109,7 @@ def stall_causes(profiles: list) -> dict:
     causes: dict = {}
     for stall in profiles:
         gap, on_cpu, waited = stall["gap_ms"], stall["ui_on_cpu_ms"] or 0, stall["ui_runqueue_wait_ms"] or 0
-        in_slot = any(not stack.startswith("run_dock") for stack, _ in stall["stacks"])
+        in_slot = any(not stack.startswith(EVENT_LOOP) for stack, _ in stall["stacks"])
         if on_cpu > gap / 2:
             kind = "on CPU, plugin slot" if in_slot else "on CPU, Qt/QGIS C++"
         else:
@@ -383,11 +384,13 @@ def run_dock(jobs: int, work: Path, iface, desktop: bool) -> dict:
             )
         counts = dock.tracker.count_by_status()
         layers = len(QgsProject.instance().mapLayers())
+        project_crs = QgsProject.instance().crs().authid()  # the run framed: its UTM zone, not EPSG:4326
     finally:
         process.terminate()
         process.wait(10)
     return _summary(jobs, desktop, watchdog, pauses_log, wall, gc_pauses, {
         "finished": int(counts.get("finished", 0)), "layers_loaded": layers, "groups_ticked_by_bench": shown_groups,
+        "project_crs": project_crs,
         "load_1min": [round(load_before, 2), round(load_after, 2)], "nice": os.nice(0),
     })  # fmt: skip
 
