@@ -247,17 +247,21 @@ def ui(results: dict) -> str:
         if "error" in r:
             rows.append([key, "failed", "", "", "", "", "", ""])
             continue
+        load = r.get("load_1min")
+        causes = "; ".join(f"{kind}: {c['count']} (worst {c['worst_ms']} ms)"
+                           for kind, c in r.get("stall_causes", {}).items()) or "not sampled"  # fmt: skip
         rows.append([
             r.get("where", "offscreen, mocked iface"), f"{r['jobs']:,}", f"{r['layers_loaded']:,}",
-            duration(r["wall_s"]),
+            duration(r["wall_s"]), f"{load[0]:.1f} / {load[1]:.1f}" if load else "not recorded",
             f"{r['ticks']:,}", f"{r['p99_gap_ms']} ms", r["gaps_over_50_ms"],
-            f"**{r['worst_gap_ms']} ms** (machine paused: worst {r['machine_pauses']['worst_ms']:.0f} ms)",
+            f"**{r['worst_gap_ms']} ms** (machine paused: worst {r['machine_pauses']['worst_ms']:.0f} ms)", causes,
         ])  # fmt: skip
     dates = ", ".join(results[k].get("measured_at", "(date not recorded)") for k in ("ui_responsiveness", "ui_desktop")
                       if k in results)  # fmt: skip
     return "\n\n".join([
         f"*Measured {dates}; 1 run each.*",
-        table(["where", "jobs", "layers", "wall", "ticks", "p99 gap", "gaps over 50 ms", "worst gap"], rows),
+        table(["where", "jobs", "layers", "wall", "1-min load before / after", "ticks", "p99 gap", "gaps over 50 ms",
+               "worst gap", "the stalls by what the UI thread did"], rows),
     ])  # fmt: skip
 
 

@@ -323,7 +323,7 @@ def bench_ui_responsiveness(jobs: int = 1000) -> dict:
     return _json_of("bench.ui_watchdog", str(jobs))
 
 
-def bench_ui_desktop(jobs: int = 300) -> dict:
+def bench_ui_desktop(jobs: int = 1000) -> dict:
     """The same dock run inside QGIS Desktop under Xvfb (own process): real layer tree, visible canvas."""
     return _json_of("bench.ui_desktop", str(jobs))
 

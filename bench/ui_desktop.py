@@ -40,7 +40,7 @@ QTimer.singleShot(5000, go)  # QGIS Desktop finishes starting (plugins, Processi
 """
 
 
-def main(jobs: int = 300, display: str = ":97") -> dict:
+def main(jobs: int = 1000, display: str = os.environ.get("WAC_BENCH_DISPLAY", ":97")) -> dict:
     if shutil.which("Xvfb") is None or shutil.which("qgis") is None:
         return {"error": "Xvfb or qgis is missing: run 'make setup'"}
     work = Path(tempfile.mkdtemp(prefix="wac-bench-desktop-"))
@@ -78,4 +78,4 @@ def main(jobs: int = 300, display: str = ":97") -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)), flush=True)
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)), flush=True)

@@ -29,6 +29,8 @@ from ..qgis_glue.project_view import give_crs, set_default_view, set_month_steps
 from ..qgis_glue.tile_action import TileLayersAction
 from .job_model import JobTableModel
 
+FRAME_AFTER_MS = 20  # after QGIS Desktop's layer tree has set the project up for its first layer
+
 
 class RunMap(QObject):
     """``output_folder()``: where the results are, read when a layer opens (the user may have changed it)."""
@@ -68,9 +70,12 @@ class RunMap(QObject):
             self.jobs_layer = tiles_layer
             project.addMapLayer(self.jobs_layer)
         self.tile_action.attach(self.jobs_layer)
-        self._frame_run(was_empty)
-        if was_empty:  # QGIS Desktop's layer tree gives a new project its first layer's CRS and extent,
-            QTimer.singleShot(0, lambda: self._frame_run(True))  # on the next event loop: frame it after
+        if was_empty:  # QGIS Desktop's layer tree gives a new project its first layer's CRS and extent on
+            # the next event loop: frame the run after that, once, in a pass of its own (framing here too,
+            # as before, held QGIS Desktop's UI thread 94 ms with the layer's own addition)
+            QTimer.singleShot(FRAME_AFTER_MS, lambda: self._frame_run(True))
+        else:
+            self._frame_run(False)
 
     def _frame_run(self, was_empty: bool) -> None:
         project = QgsProject.instance()
