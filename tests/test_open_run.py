@@ -169,6 +169,8 @@ def test_a_project_read_shows_its_own_run_and_a_project_of_no_run_gets_nothing(
     assert QgsProject.instance().read(str(tmp_path / "empty.qgz"))
     QgsApplication.processEvents()
     assert layer_sources() == [] and dock.opener.task is None  # the dock's run is not put into another project
+    dock.update_preview()
+    assert dock.summary.text() == "jobs.gpkg is not shown in this project: Open run… shows it; Run resumes it."
 
     other = tmp_path / "other" / "jobs.gpkg"
     other.parent.mkdir()

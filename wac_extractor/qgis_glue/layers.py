@@ -333,18 +333,28 @@ def job_tiles_layer(tracker_path: Path, name: str = JOB_TILES_NAME) -> QgsVector
     return layer
 
 
-def project_tracker(project: QgsProject) -> Optional[str]:
-    """The tracker GeoPackage of the first run whose job tiles the project holds (and that is on disk), if any."""
-    for layer in project.mapLayers().values():
-        path = layer.source().split("|")[0]
+def project_tracker(project: QgsProject, preferred: str = "") -> Optional[str]:
+    """The tracker GeoPackage of a run whose job tiles the project holds (and that is on disk), if any:
+    ``preferred`` when it is one of them, else the first in the Layers panel's order."""
+    found = []
+    for node in project.layerTreeRoot().findLayers():
+        layer = node.layer()
+        path = layer.source().split("|")[0] if layer is not None else ""
         if is_job_tiles(layer) and path.lower().endswith(".gpkg") and Path(path).is_file():
-            return str(Path(path).resolve())
-    return None
+            found.append(str(Path(path).resolve()))
+    preferred = str(Path(preferred).resolve()) if preferred else ""
+    return preferred if preferred in found else (found[0] if found else None)
 
 
-def is_job_tiles(layer: QgsMapLayer) -> bool:
-    """A run's job-tile layer (this plugin's or the Processing algorithm's output), not one of the user's."""
-    return bool(layer.customProperty(JOB_TILES_PROPERTY)) or layer.source().endswith(f"|layername={TABLE}")
+def is_job_tiles(layer: Optional[QgsMapLayer]) -> bool:
+    """A run's job-tile layer (this plugin's or the Processing algorithm's output), not one of the user's: marked
+    when styled; an older project's layer by its name and its tracker table."""
+    if layer is None:
+        return False
+    options = layer.source().split("|")[1:]
+    return bool(layer.customProperty(JOB_TILES_PROPERTY)) or (
+        layer.name() == JOB_TILES_NAME and f"layername={TABLE}" in options
+    )
 
 
 # A job's status, or "download failed" for a finished job whose result was refused (then it is filled red).

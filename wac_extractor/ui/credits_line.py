@@ -5,11 +5,12 @@ Where the backend reports no budget (CDSE), the balance the user typed, less wha
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Optional
 
 from qgis.core import Qgis
 
-from ..core.jobs.credits import credit_report
+from ..core.jobs.credits import CreditReport, credit_report
 from ..core.jobs.tracker import TrackerError, open_tracker
 from ..definitions import LOG_TAG
 
@@ -31,10 +32,14 @@ class CreditsLine:
         self.warned = False
         self._spent_at_start = None  # the run's first report gives it (no tracker read on the UI thread)
 
-    def show_for_tracker(self, tracker_path: str) -> None:
-        """Before resuming: what the tracker's jobs cost so far and what the rest is projected to cost."""
+    def show_for_tracker(self, tracker_path: str, shown: Optional[CreditReport] = None) -> None:
+        """Before resuming: what the tracker's jobs cost so far and what the rest is projected to cost.
+
+        ``shown``: the report of the run's last snapshot (opened or just ended), used instead of reading
+        the whole tracker again on the UI thread (99 ms at 1,000 jobs when a run ended, in the UI bench).
+        """
         try:
-            report = credit_report(open_tracker(tracker_path).snapshot())
+            report = copy.copy(shown) if shown is not None else credit_report(open_tracker(tracker_path).snapshot())
         except (TrackerError, OSError, ValueError, KeyError) as exc:
             self.run_controls.credits.setText(f"Credits: the tracker cannot be read ({exc})")
             return

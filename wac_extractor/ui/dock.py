@@ -162,8 +162,8 @@ class WacDock(QgsDockWidget):
         tracker_path = self.tracker_file.filePath()
         if tracker_path and Path(tracker_path).exists():
             if not self.opener.is_open(tracker_path) or self.opener.state is None:
-                return self._show_problem("", summary=f"Opening {Path(tracker_path).name}…")
-            self.show_tracker_credits(tracker_path)
+                return self._show_problem("", summary=self.opener.waiting_text(tracker_path))
+            self.credits_line.show_for_tracker(tracker_path, self.opener.state.progress.credits)
             name, state = Path(tracker_path).name, self.opener.state
             return self._show_problem("", summary=f"Tracker {name}: {state.progress.total} jobs.")  # state: below
         try:
@@ -175,9 +175,6 @@ class WacDock(QgsDockWidget):
         self.aoi_panel.show_tiles(self.plan)
         self._show_problem("", summary=f"{summarize(self.plan)}; AOIs {area_km2(aois):,.1f} km².")
         self.run_controls.show_credits_note("no estimate yet (the first jobs' costs, or the backend's estimate)")
-
-    def show_tracker_credits(self, tracker_path: str) -> None:
-        self.credits_line.show_for_tracker(tracker_path)
 
     def show_credits(self, report) -> None:
         self.credits_line.show(report)
@@ -331,7 +328,8 @@ class WacDock(QgsDockWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open a run's job tracker", start,
                                               "Job trackers (*.gpkg *.csv)")  # fmt: skip
         if path:
-            self.tracker_file.setFilePath(path)  # fileChanged opens it
+            self.tracker_file.setFilePath(path)  # fileChanged opens another tracker;
+            self.open_run_at_field()  # the same one, no longer shown in this project, too
 
     @pyqtSlot(object)
     def on_opened(self, state: RunState) -> None:
@@ -351,6 +349,7 @@ class WacDock(QgsDockWidget):
         """The plugin unloads: a project read later is no business of this dock's (it would reopen its run)."""
         QgsProject.instance().cleared.disconnect(self.opener.forget)
         QgsProject.instance().readProject.disconnect(self.opener.open_project_run)
+        self.opener.forget()  # and its tasks: no layer lands in a project after the plugin went
 
     def closeEvent(self, event) -> None:
         self.save_settings()

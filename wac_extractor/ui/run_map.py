@@ -200,9 +200,15 @@ class RunMap(QObject):
             if path.suffix.lower() in (".nc", ".nc4")
             for v in variables
         ]
+        if not requests:
+            message = f"{tile}: no NetCDF result to take bands from. Retry the job to download it again."
+            self.iface.messageBar().pushMessage(LOG_TAG, message, Qgis.MessageLevel.Info, 8)
+            return
         group = f"Bands {tile} S{job.get('sentinel')} {window}"
-        task = BandTask(requests, group)
-        task.ready.connect(self._bands_ready)
+        task, tracker = BandTask(requests, group), self.model.tracker
+        task.ready.connect(
+            lambda layers, name: self._bands_ready(layers, name) if self.model.tracker is tracker else None
+        )
         task.failed.connect(
             lambda error: self.iface.messageBar().pushMessage(
                 LOG_TAG,
@@ -218,6 +224,6 @@ class RunMap(QObject):
     def _bands_ready(self, layers: list, group: str) -> None:
         self._show_added(self._loader().add_bands(layers, group), group)
 
-    def _forget_band_task(self, task) -> None:
+    def _forget_band_task(self, task: BandTask) -> None:
         if task in self.band_tasks:
             self.band_tasks.remove(task)

@@ -15,6 +15,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from ..core.jobs.opened_run import RunState
 from ..core.jobs.tracker import TrackerError, open_tracker
+from ..definitions import LOG_TAG
 from ..qgis_glue.layers import project_tracker
 from ..qgis_glue.open_task import OpenRunTask
 
@@ -42,25 +43,40 @@ class RunOpener(QObject):
         """The shown run is gone (a new project, another tracker chosen): the next open shows it again."""
         if self.task is not None:
             self.task.cancel()
+        for band_task in list(self.dock.run_map.band_tasks):  # its bands belong to the run gone
+            band_task.cancel()
         self.path, self.state, self.task = None, None, None
 
     def shown_by_run(self, path: str, state: Optional[RunState] = None) -> None:
         """A run of this tracker shows it (its table, tiles and mosaics): opening it again adds nothing."""
         self.path, self.state = str(Path(path).resolve()), state
 
+    def waiting_text(self, path: str) -> str:
+        """The dock's summary for a tracker in the field that is not shown (yet)."""
+        name = Path(path).name
+        if self.task is not None:
+            return f"Opening {name}…"
+        return f"{name} is not shown in this project: Open run… shows it; Run resumes it."
+
     def open_at_start(self) -> None:
-        """The dock opens: the run of the project, else the tracker in its settings (after a restart)."""
-        if not self.open_project_run():
+        """The dock opens: the run of the project, else the tracker in its settings (after a restart; not
+        into a saved project of no run)."""
+        if not self.open_project_run() and not QgsProject.instance().fileName():
             self.dock.open_run_at_field()
 
-    def open_project_run(self, *args) -> bool:
+    def open_project_run(self, *_signal_args: object) -> bool:
         """A project was read (or the dock opened on one): the run whose job tiles it holds is shown, its
         tracker put in the dock's field. A project of no run is left alone: the field's run is not added to it.
         """
-        tracker = project_tracker(QgsProject.instance())
+        tracker = project_tracker(QgsProject.instance(), self.dock.tracker_file.filePath())
         if tracker is None:
             return False
-        if self.dock.tracker_file.filePath() != tracker:
+        if self.dock.task is not None:  # the field names the running tracker until the run ends
+            self.dock.iface.messageBar().pushMessage(
+                LOG_TAG, f"This project's run ({Path(tracker).name}) opens with Open run… once this run ends."
+            )
+            return True
+        if str(Path(self.dock.tracker_file.filePath() or ".").resolve()) != tracker:
             self.dock.tracker_file.setFilePath(tracker)  # the field's fileChanged opens it
         else:
             self.dock.open_run_at_field()
@@ -81,11 +97,12 @@ class RunOpener(QObject):
         self.dock.model.set_tracker(tracker, refresh=False)  # the task sends the jobs
         self.dock.run_map.start(tracker, path)
         task = OpenRunTask(tracker, self.folders())
-        task.tracker_ready.connect(self.dock.on_tracker_ready)
-        task.progress_changed.connect(self.dock.on_progress)
-        task.mosaics_changed.connect(self.dock.on_mosaics_changed)
-        task.opened.connect(self._opened)
-        task.open_failed.connect(self._failed)
+        # A task cancelled for another tracker may still deliver what it sent before: only this one's is shown.
+        task.tracker_ready.connect(lambda *shown: self.task is task and self.dock.on_tracker_ready(*shown))
+        task.progress_changed.connect(lambda *shown: self.task is task and self.dock.on_progress(*shown))
+        task.mosaics_changed.connect(lambda *shown: self.task is task and self.dock.on_mosaics_changed(*shown))
+        task.opened.connect(lambda state: self.task is task and self._opened(state))
+        task.open_failed.connect(lambda message: self.task is task and self._failed(message))
         self.task = task
         QgsApplication.taskManager().addTask(task)
         return True

@@ -5,7 +5,7 @@ The panel also owns the map's rubber bands: the AOIs (orange) and the previewed 
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import shapely
 from qgis.core import (
@@ -68,6 +68,7 @@ class AoiPanel(SectionPanel):
         self.layer_picked = False  # by the user: then kept, whatever is added
         self.layer_combo.activated.connect(lambda _index: setattr(self, "layer_picked", True))
         QgsProject.instance().layersAdded.connect(self._prefer_the_users_layers)
+        QgsProject.instance().cleared.connect(self._forget_pick)
         self._prefer_the_users_layers()  # a dock opened on a project (or after a restart): its layers are there
         shrinkable(self.layer_combo)
         self.form.addRow("Layer", self.layer_combo)
@@ -82,7 +83,10 @@ class AoiPanel(SectionPanel):
         edit.addStretch(1)
         self.form.addRow(edit)
 
-    def _prefer_the_users_layers(self, added=None) -> None:
+    def _forget_pick(self) -> None:
+        self.layer_picked = False  # a new project: its layers are new to the user's pick
+
+    def _prefer_the_users_layers(self, added: Optional[list] = None) -> None:
         """The combo takes the first polygon layer there is, often the run's own job tiles: while the user
         has not picked one, it shows their polygon layer instead (one just added first), or none."""
         if self.layer_picked:
