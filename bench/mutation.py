@@ -41,7 +41,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                   ["tests/test_planning.py", "tests/test_mutants_planning.py"]),
     "timewindows": (["wac_extractor/core/planning/timewindows.py"],
                     ["tests/test_planning.py", "tests/test_mutants_planning.py"]),
-    "mosaics": (["wac_extractor/core/results/mosaics.py"], ["tests/test_mosaics.py", "tests/test_mutants_mosaics.py"]),
+    "mosaics": (["wac_extractor/core/results/mosaics.py"],
+                ["tests/test_mosaics.py", "tests/test_mutants_mosaics.py", "tests/test_mosaic_overviews.py"]),
     "recipes": (["wac_extractor/core/recipes/*.py"], ["tests/test_process_graphs.py", "tests/test_mutants_recipes.py"]),
     "tracker": (["wac_extractor/core/jobs/tracker.py"], ["tests/test_tracker.py", "tests/test_mutants_tracker.py"]),
 }  # fmt: skip
