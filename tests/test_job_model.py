@@ -7,7 +7,9 @@ import threading
 import pandas as pd
 from qgis.PyQt.QtGui import QStandardItemModel
 
+from wac_extractor.core.jobs.progress import progress_of
 from wac_extractor.ui.job_model import COLUMNS, STATUS_COLOURS, JobTableModel, display_rows, item_columns
+from wac_extractor.ui.panels.run_controls import RunControls
 
 
 def snapshot(statuses, messages=None) -> pd.DataFrame:
@@ -63,3 +65,16 @@ def test_a_snapshot_of_the_same_jobs_changes_only_the_cells_that_differ(qgis_app
     assert resets == [True] and model.rowCount() == 5
     model.set_jobs(pd.DataFrame())
     assert model.rowCount() == 0 and model.columnCount() == len(COLUMNS)
+
+
+def test_the_progress_counts_finished_jobs_still_downloading_apart(qgis_app):
+    jobs = snapshot(["finished"] * 4 + ["running", "error"])
+    jobs["result_status"] = ["ok", "failed", None, "downloading", None, None]
+    progress = progress_of(jobs)
+    assert (progress.done, progress.downloading) == (3, 2)  # 2 checked (ok, failed) + the error; 2 on their way
+    controls = RunControls(dict)
+    controls.show_progress(progress)
+    assert controls.progress.format() == "3/6 jobs done, 2 downloading"
+    jobs["result_status"] = ["ok"] * 4 + [None, None]
+    controls.show_progress(progress_of(jobs))
+    assert controls.progress.format() == "5/6 jobs done"

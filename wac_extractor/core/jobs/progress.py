@@ -30,6 +30,11 @@ class RunProgress:
     credits: Optional[CreditReport] = None
 
     @property
+    def downloading(self) -> int:
+        """Jobs finished on the backend whose results are not checked here yet (the table says "finished")."""
+        return self.counts.get("finished", 0) - self.downloaded - self.downloads_failed
+
+    @property
     def done(self) -> int:
         """Jobs that need nothing more: results checked, or ended in error/canceled/skipped.
 

@@ -113,7 +113,8 @@ class RunControls(Panel):
     def show_progress(self, progress) -> None:
         self.progress.setMaximum(max(1, progress.total))
         self.progress.setValue(progress.done)
-        self.progress.setFormat(f"{progress.done}/{progress.total} jobs done")
+        waiting = f", {progress.downloading} downloading" if progress.downloading > 0 else ""
+        self.progress.setFormat(f"{progress.done}/{progress.total} jobs done{waiting}")  # done: results checked
         failed = failure_summary(progress.jobs) if progress.jobs is not None else ""
         self.failures.setText(failed)
         self.failures.setVisible(bool(failed))
