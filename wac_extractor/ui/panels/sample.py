@@ -18,7 +18,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QP
 
 from ...core.results.zonal import STATS
 from ...definitions import LOG_TAG
-from ...qgis_glue.layers import JOB_TILES_NAME
+from ...qgis_glue.layers import is_job_tiles
 from ...qgis_glue.sample_task import LayerCopy, SampleRequest, SampleTask, plain_file
 from ..field_chart import WINDOWS_PROPERTY, FieldChartDock
 from .base import SectionPanel, shrinkable
@@ -84,7 +84,7 @@ class SamplePanel(SectionPanel):
         return {"Fields or points": self.layer_combo, "Output": self.out_file, "Statistics": self.stats}
 
     def _follow_aoi(self, layer) -> None:
-        if layer is not None and not self._chose_layer and layer.name() != JOB_TILES_NAME:  # not the run's tiles
+        if layer is not None and not self._chose_layer and not is_job_tiles(layer):  # not the run's tiles
             self.layer_combo.setLayer(layer)
 
     # --- start, cancel, end ------------------------------------------------------------------------
