@@ -141,12 +141,14 @@ class MosaicOverview:
         bands = []
         for band in range(1, self.bands + 1):
             sources = "".join(
-                _chunk_source(
+                placed_source(
                     self.chunk_path(key).name,
                     band,
+                    "Float32",
+                    self.chunk_px,
+                    self.chunk_px,
                     float(x_shift + key[0] * self.chunk_px),
                     float(y_shift + key[1] * self.chunk_px),
-                    self.chunk_px,
                 )
                 for key in sorted(self.chunks)
             )
@@ -190,12 +192,16 @@ def chunk_size(tile_px: int) -> int:
     return tile_px * tiles // FACTOR if tile_px * tiles % FACTOR == 0 else CHUNK_PX
 
 
-def _chunk_source(name: str, band: int, x_off: float, y_off: float, size: int) -> str:
+def placed_source(
+    name: str, band: int, data_type: str, width: int, height: int, x_off: float = 0, y_off: float = 0
+) -> str:
+    """A file's band on a VRT's grid at ``(x_off, y_off)``, pixel for pixel (a mosaic's block, an overview's
+    chunk); NaN (nothing there) lets what is under it show."""
     return (
         f'<ComplexSource><SourceFilename relativeToVRT="1">{name}</SourceFilename><SourceBand>{band}</SourceBand>'
-        f'<SourceProperties RasterXSize="{size}" RasterYSize="{size}" DataType="Float32" BlockXSize="128" '
-        f'BlockYSize="128"/><SrcRect xOff="0" yOff="0" xSize="{size}" ySize="{size}"/>'
-        f'<DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{size}" ySize="{size}"/>'
+        f'<SourceProperties RasterXSize="{width}" RasterYSize="{height}" DataType="{data_type}" BlockXSize="128" '
+        f'BlockYSize="128"/><SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+        f'<DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{width}" ySize="{height}"/>'
         "<NODATA>nan</NODATA></ComplexSource>"
     )
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .composites import WindowComposite, _gdal
-from .mosaic_overviews import FACTOR, MosaicOverview, chunk_size, overview_element
+from .mosaic_overviews import FACTOR, MosaicOverview, chunk_size, overview_element, placed_source
 
 Bounds = Tuple[float, float, float, float]  # west, south, east, north
 BLOCK_TILES = 64
@@ -278,7 +278,7 @@ class MonthMosaics:
         def block_sources(band: int):
             for block in sorted(mosaic.blocks):
                 relative = f"{folder.name}/{self._block_path(mosaic, block).name}"
-                yield _block_source(relative, band + 1, mosaic.band_types[band], width, height)
+                yield placed_source(relative, band + 1, mosaic.band_types[band], width, height)
             if overview:
                 yield overview_element(overview, band + 1)
 
@@ -311,16 +311,6 @@ def _fill(parts: List[str], band_sources) -> str:
         pieces.extend(band_sources(band))
         pieces.append(tail)
     return "".join(pieces)
-
-
-def _block_source(relative: str, band: int, data_type: str, width: int, height: int) -> str:
-    """A block on the mosaic's grid, pixel for pixel; NaN (no tile there) lets the other blocks show."""
-    return (
-        f'<ComplexSource><SourceFilename relativeToVRT="1">{relative}</SourceFilename><SourceBand>{band}</SourceBand>'
-        f'<SourceProperties RasterXSize="{width}" RasterYSize="{height}" DataType="{data_type}" '
-        f'BlockXSize="128" BlockYSize="128"/><SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
-        f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/><NODATA>nan</NODATA></ComplexSource>'
-    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
