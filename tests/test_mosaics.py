@@ -157,6 +157,46 @@ def test_the_mosaic_layer_shows_new_tiles_after_a_reload_and_keeps_its_style(tmp
     assert len(QgsProject.instance().mapLayers()) == 1
 
 
+@pytest.mark.usefixtures("qgis_new_project")
+def test_an_update_that_overtakes_the_mosaics_first_waits_for_the_layer_the_worker_opened(tmp_path, qtbot, monkeypatch):
+    """Two download threads: the second tile's update reaches the UI thread before the first's, with its layer."""
+    from wac_extractor.qgis_glue import layers as layers_module
+    from wac_extractor.qgis_glue.layers import composite_layer, mosaic_layer_name
+
+    mosaics = MonthMosaics(tmp_path / "mosaics", grid_of(3, 1))
+    (first,) = mosaics.add([tile_raster(tmp_path, 0, 0, 10)])
+    worker_layer = composite_layer(first.composite, "worker", read_only=True)  # opened before tile 2 was placed
+    (second,) = mosaics.add([tile_raster(tmp_path, 1, 0, 20)])
+    opened_here = []
+
+    def counted(*args, **kwargs):
+        opened_here.append(args)
+        return composite_layer(*args, **kwargs)
+
+    monkeypatch.setattr(layers_module, "composite_layer", counted)
+    loader = ResultLoader("WAC test run", QgsProject.instance())
+
+    assert loader.show([(second, None)]) == []  # not opened on the UI thread
+    assert loader.show([(first, worker_layer)]) == [worker_layer]
+    assert opened_here == [] and worker_layer.name() == mosaic_layer_name(first.composite)
+
+    def value(column: int) -> float:
+        return worker_layer.dataProvider().sample(QgsPointXY(600_000 + (column + 0.5) * SIZE * 10, 5_599_900), 1)[0]
+
+    qtbot.waitUntil(lambda: value(1) == 21, timeout=5_000)  # reloaded: the overtaking update's tile shows
+    assert value(0) == 11 and len(QgsProject.instance().mapLayers()) == 1
+
+    # The creating update never comes (it failed in the worker): after LAYER_WAIT_S the mosaic is opened here.
+    monkeypatch.setattr(ResultLoader, "LAYER_WAIT_S", 0.05)
+    tile = tile_raster(tmp_path, 2, 0, 30).path
+    (other,) = mosaics.add([WindowComposite(2, "2023-02", tile, tile, 1, TRUE_COLOUR)])
+    other = type(other)(other.composite, other.tiles, created=False)
+    assert loader.show([(other, None)]) == []
+    qtbot.wait(100)
+    (late,) = loader.show([(other, None)])
+    assert late.name() == mosaic_layer_name(other.composite) and len(opened_here) == 1
+
+
 def gradient_tile(folder: Path, column: int, row: int, number: int) -> WindowComposite:
     """A tile whose every pixel differs (row x 100 + column + 10,000 x number; band b adds b), its first column NaN."""
     path = tile_raster(folder, column, row, 0).path
