@@ -188,6 +188,31 @@ def test_cancel_from_the_task_manager_stops_the_run(backend, tmp_path, qgis_new_
     assert receiver.summary is not None and receiver.summary.cancelled
 
 
+def test_the_run_starts_its_work_once_the_ui_thread_has_shown_the_job_tiles(backend, tmp_path, qgis_new_project, qtbot):
+    """The run's first snapshot held the GIL while QGIS Desktop added the job-tile layer (a 56 ms stall)."""
+    backend.configure(run_seconds=[60, 60])
+    tracker = create_tracker(tmp_path / "jobs.gpkg", notebook_jobs().iloc[:2])
+    backends = [(BackendSpec(url=backend.url, parallel_jobs=2), lambda: connect(backend.url, "basic", "demo", "demo"))]
+    task = ExtractionTask("WAC Extractor test run", tracker, tmp_path / "out", backends, poll_interval=0.3)
+    seen = []
+
+    class Dock(QObject):
+        @pyqtSlot(object)
+        def on_tracker_ready(self, layer):
+            time.sleep(0.3)  # QGIS Desktop adding the layer
+            seen.append((layer.featureCount(), task.feed, len(backend.jobs())))
+
+    dock, receiver = Dock(), Receiver(ResultLoader("WAC test run", QgsProject.instance()))
+    task.tracker_ready.connect(dock.on_tracker_ready)
+    task.run_finished.connect(receiver.on_finished)
+    QgsApplication.taskManager().addTask(task)
+    qtbot.waitUntil(lambda: bool(seen), timeout=30_000)
+    assert seen == [(2, None, 0)]  # the worker had neither read the tracker nor started a job meanwhile
+    qtbot.waitUntil(lambda: bool(backend.jobs()), timeout=30_000)  # and then went on
+    task.cancel()
+    qtbot.waitUntil(lambda: receiver.done, timeout=10_000)  # its heap_frozen() ended with it
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_tasks(qgis_app):
     yield
