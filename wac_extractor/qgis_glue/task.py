@@ -76,7 +76,7 @@ class ExtractionTask(QgsTask):
     def _let_ui_show_tiles(self) -> None:
         """Wait until the UI thread has put the job tiles in the project (at most :data:`UI_WAIT_S`).
 
-        QGIS Desktop adds the layer in 30-45 ms; the tracker snapshot below, read at the same moment, held
+        Adding the layer took QGIS Desktop about 27 ms on the CPU; the tracker snapshot below, read meanwhile, held
         the GIL against it (a 56 ms stall in the Desktop bench). Signals from one thread arrive in order,
         so the ping's slot runs after the dock's.
         """
